@@ -1,0 +1,67 @@
+# ngx_http_c1_module
+#
+#   make            build build/ngx_http_c1_module.so against Debian's nginx
+#   make test       install what is missing (as root), build, run the suite
+#   make unit       the protocol units' own tests
+#   make clean
+
+SHELL := /bin/bash
+
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       := $(CURDIR)/build
+MODULE      := $(BUILD)/ngx_http_c1_module.so
+SRC_DIR     := ngx_http_c1_module
+SRCS        := $(wildcard $(SRC_DIR)/*.c $(SRC_DIR)/*.h) config
+PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
+               $(SRC_DIR)/ngx_http_c1_request.c \
+               $(SRC_DIR)/ngx_http_c1_answer.c
+
+CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
+               -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
+               -Wall -Wextra -Wno-unused-parameter -Werror
+LD_OPT      := -Wl,-z,relro -Wl,-z,now -fPIC
+UNIT_CFLAGS := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+               -Werror -I$(SRC_DIR)
+
+export TEST_NGINX_BINARY ?= /usr/sbin/nginx
+export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
+    /usr/lib/nginx/modules/ndk_http_module.so \
+    /usr/lib/nginx/modules/ngx_http_lua_module.so
+
+.PHONY: all deps test unit clean
+
+all: $(MODULE)
+
+$(BUILD)/nginx/Makefile: config $(NGINX_SRC)/conf_flags
+	rm -rf $(BUILD)/src $(BUILD)/nginx
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(BUILD)/src
+	cd $(BUILD)/src && . ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt="$(CC_OPT)" --with-ld-opt="$(LD_OPT)" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/nginx \
+	    > $(BUILD)/configure.log || { tail -20 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
+	cd $(BUILD)/src && $(MAKE) -s -f $(BUILD)/nginx/Makefile modules
+	cp $(BUILD)/nginx/ngx_http_c1_module.so $@
+
+$(BUILD)/c1_unit: t/unit/c1_unit.c $(PROTO_SRCS) $(wildcard $(SRC_DIR)/*.h)
+	mkdir -p $(BUILD)
+	$(CC) $(UNIT_CFLAGS) -o $@ t/unit/c1_unit.c $(PROTO_SRCS) -lcjson
+
+unit: $(BUILD)/c1_unit
+	$(BUILD)/c1_unit
+
+deps:
+	@util/deps
+
+test: deps all $(BUILD)/c1_unit
+	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \
+	    echo "Test::Nginx::Socket is not installed: using t/compat"; \
+	    export PERL5LIB=$(CURDIR)/t/compat/lib$${PERL5LIB:+:$$PERL5LIB}; \
+	fi; \
+	prove -r t/
+
+clean:
+	rm -rf $(BUILD) t/servroot*

@@ -1,0 +1,287 @@
+
+/*
+ * ngx_http_c1_module: filters.
+ *
+ * On the C1 subrequest, the header and body filters take C1's answer for
+ * the handler (it never reaches the client as it is).  On the main request
+ * of a c1_pass location, they turn every page that nginx itself makes
+ * (413 for a body over client_max_body_size, 400, 500...) into an
+ * OpenAI-style JSON error.
+ */
+
+
+#include "ngx_http_c1_module.h"
+
+
+static ngx_int_t ngx_http_c1_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_c1_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_c1_collect(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_chain_t *in);
+static ngx_http_c1_ctx_t *ngx_http_c1_sr_ctx(ngx_http_request_t *r);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_c1_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_c1_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_c1_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The context of our C1 subrequest, found through the main request: an
+ * error_page inside the internal location would wipe the subrequest's own.
+ */
+
+static ngx_http_c1_ctx_t *
+ngx_http_c1_sr_ctx(ngx_http_request_t *r)
+{
+    ngx_http_c1_ctx_t  *ctx;
+
+    if (r == r->main) {
+        return NULL;
+    }
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_c1_module);
+
+    if (ctx == NULL || ctx->sr != r) {
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_c1_header_filter(ngx_http_request_t *r)
+{
+    c1_error_t               err;
+    ngx_http_c1_ctx_t       *ctx;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    ctx = ngx_http_c1_sr_ctx(r);
+
+    if (ctx != NULL) {
+        ctx->status = r->headers_out.status;
+        ctx->header_seen = 1;
+        ctx->len = 0;
+        ctx->body_done = 0;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "c1: C1 answered HTTP %ui", ctx->status);
+
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r != r->main || r->headers_out.status < NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (lcf->pass.len == 0) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    if (ctx != NULL && ctx->own) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* a page of nginx's own in a c1_pass location: make it JSON */
+
+    ctx = ngx_http_c1_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    switch (r->headers_out.status) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        c1_error_set(&err, r->headers_out.status, "invalid_request_error",
+                     "request_too_large", NULL,
+                     "the request body is too large");
+        break;
+
+    case NGX_HTTP_NOT_ALLOWED:
+        c1_error_set(&err, r->headers_out.status, "invalid_request_error",
+                     "method_not_allowed", NULL,
+                     "this endpoint only takes POST requests");
+        break;
+
+    default:
+        if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            c1_error_set(&err, r->headers_out.status, "server_error",
+                         "internal_error", NULL,
+                         "the server could not answer (HTTP %d)",
+                         (int) r->headers_out.status);
+
+        } else {
+            c1_error_set(&err, r->headers_out.status,
+                         "invalid_request_error", "invalid_request", NULL,
+                         "the request could not be served (HTTP %d)",
+                         (int) r->headers_out.status);
+        }
+    }
+
+    if (ngx_http_c1_error_json(r, &err, &ctx->error) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->replace = 1;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    ngx_http_clear_content_length(r);
+    r->headers_out.content_length_n = ctx->error.len;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_c1_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t          *b;
+    ngx_uint_t          last;
+    ngx_chain_t        *cl, out;
+    ngx_http_c1_ctx_t  *ctx;
+
+    if (in == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_c1_sr_ctx(r);
+
+    if (ctx != NULL) {
+        return ngx_http_c1_collect(r, ctx, in);
+    }
+
+    if (r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    if (ctx == NULL || !ctx->replace) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* nginx's page goes; our JSON error goes out in its place */
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    ctx->replace = 0;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error.data;
+    b->last = ctx->error.data + ctx->error.len;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/* C1's answer, kept whole (up to c1_max_response_size) for the handler */
+
+static ngx_int_t
+ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    size_t                   n, size;
+    u_char                  *p;
+    ngx_buf_t               *b;
+    ngx_chain_t             *cl;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_c1_module);
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->last_in_chain || b->last_buf) {
+            ctx->body_done = 1;
+        }
+
+        if (!ngx_buf_in_memory(b)) {
+            b->file_pos = b->file_last;
+            continue;
+        }
+
+        n = b->last - b->pos;
+
+        if (n == 0 || ctx->too_large) {
+            b->pos = b->last;
+            continue;
+        }
+
+        if (ctx->len + n > lcf->max_response_size) {
+
+            /* stop reading from C1: the post-subrequest handler goes on */
+
+            ctx->too_large = 1;
+            b->pos = b->last;
+            return NGX_ERROR;
+        }
+
+        if (ctx->len + n > ctx->size) {
+            size = ngx_max(ctx->size * 2, ctx->len + n);
+            size = ngx_max(size, 4096);
+            size = ngx_min(size, lcf->max_response_size);
+
+            p = ngx_alloc(size, r->connection->log);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (ctx->buf) {
+                ngx_memcpy(p, ctx->buf, ctx->len);
+                ngx_free(ctx->buf);
+            }
+
+            ctx->buf = p;
+            ctx->size = size;
+        }
+
+        ngx_memcpy(ctx->buf + ctx->len, b->pos, n);
+        ctx->len += n;
+        b->pos = b->last;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,72 @@
+
+/*
+ * ngx_http_c1_module: nginx glue shared by the handler and the filters.
+ */
+
+
+#ifndef _NGX_HTTP_C1_MODULE_H_INCLUDED_
+#define _NGX_HTTP_C1_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_c1_proto.h"
+
+
+typedef struct {
+    ngx_str_t                  pass;            /* not inherited */
+    ngx_str_t                  pass_args;
+    ngx_str_t                  pass_file;       /* where c1_pass was set */
+    ngx_uint_t                 pass_line;
+
+    ngx_http_complex_value_t  *api_key;
+    ngx_http_complex_value_t  *model;
+    ngx_http_complex_value_t  *system_prompt;
+
+    double                     temperature;     /* -1: unset */
+    double                     top_p;           /* -1: unset */
+    ngx_int_t                  max_tokens;
+    ngx_array_t               *stop;            /* of ngx_str_t */
+    size_t                     max_response_size;
+    ngx_flag_t                 stream;
+} ngx_http_c1_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_request_t        *sr;
+
+    c1_mode_e                  mode;
+
+    ngx_uint_t                 status;          /* of the subrequest */
+    ngx_int_t                  sr_rc;           /* first error rc seen */
+
+    u_char                    *buf;             /* C1's answer, collected */
+    size_t                     len;
+    size_t                     size;
+
+    ngx_str_t                  error;           /* JSON replacing a page */
+
+    unsigned                   stream:1;
+    unsigned                   own:1;           /* our answer: let it be */
+    unsigned                   replace:1;       /* replace nginx's page */
+    unsigned                   header_seen:1;
+    unsigned                   body_done:1;
+    unsigned                   too_large:1;
+    unsigned                   broken:1;        /* C1 failed after header */
+    unsigned                   answered:1;
+} ngx_http_c1_ctx_t;
+
+
+extern ngx_module_t  ngx_http_c1_module;
+
+
+ngx_int_t ngx_http_c1_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_send_error(ngx_http_request_t *r, c1_error_t *err);
+ngx_int_t ngx_http_c1_error_json(ngx_http_request_t *r, c1_error_t *err,
+    ngx_str_t *json);
+ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */
