@@ -255,6 +255,7 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
             /* stop reading from C1: the post-subrequest handler goes on */
 
             ctx->too_large = 1;
+            ctx->aborted = 1;
             b->pos = b->last;
             return NGX_ERROR;
         }

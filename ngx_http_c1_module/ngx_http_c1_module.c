@@ -658,6 +658,18 @@ ngx_http_c1_post_subrequest(ngx_http_request_t *sr, void *data, ngx_int_t rc)
      * answer an error of our own, unless the client itself is gone.
      */
 
+    if (ctx->aborted) {
+
+        /*
+         * our body filter stopped C1 (an answer over the bound); nginx
+         * marked the connection failed for that alone
+         */
+
+        ctx->aborted = 0;
+        sr->connection->error = 0;
+        return NGX_OK;
+    }
+
     if (rc == NGX_ERROR && !sr->connection->error) {
         ctx->broken = 1;
         return NGX_OK;

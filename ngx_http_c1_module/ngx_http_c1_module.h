@@ -55,6 +55,7 @@ typedef struct {
     unsigned                   body_done:1;
     unsigned                   too_large:1;
     unsigned                   broken:1;        /* C1 failed after header */
+    unsigned                   aborted:1;       /* we stopped C1 */
     unsigned                   answered:1;
 } ngx_http_c1_ctx_t;
 

@@ -572,8 +572,9 @@ sub hup_reload ($$) {
             close $sock;
         }
         if ($resp =~ /\r\n\r\n\Q$ConfigVersion\E$/) {
-            return 1 if ++$nsucc >= 20;
-            next;
+            next if ++$nsucc < 20;
+            check_prev_block_shutdown_error_log();
+            return 1;
         }
         $nsucc = 0;
         sleep min(($TestNginxSleep + $TestNginxSleep * $try) * $try / 2, 1);
@@ -613,7 +614,7 @@ sub run_test ($) {
     $FirstTime = 0;
     %RandPorts = ();
 
-    my $config = expand_env($block->config, $name);
+    my $config = expand_env(scalar $block->config, $name);
     my $block_log_level = $block->log_level;
     local $LogLevel = $block_log_level || $LogLevel;
     my $must_die = $block->must_die;
@@ -684,7 +685,7 @@ sub run_test_helper ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
     my $reqs = get_requests($block);
-    my $timeout = parse_time($block->timeout) // $Timeout;
+    my $timeout = parse_time(scalar $block->timeout) // $Timeout;
     my $pipelined = $block->pipelined_requests;
     my $need_array = $pipelined ? 1 : @$reqs > 1;
     my $req_idx = 0;
@@ -1135,7 +1136,7 @@ sub check_log_patterns ($$$$$) {
 sub check_error_log ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
-    my ($must, $must_not) = ($block->error_log, $block->no_error_log);
+    my ($must, $must_not) = (scalar $block->error_log, scalar $block->no_error_log);
     my $lines = error_log_data() || [];
 
     check_log_patterns($name, $lines, $must, $must_not, " (req $rep)");
@@ -1158,7 +1159,8 @@ sub check_error_log ($$) {
 # shutdown_error_log of the previous block: checked after that nginx exited
 sub check_prev_block_shutdown_error_log () {
     my $block = $PrevBlock or return;
-    my ($must, $must_not) = ($block->shutdown_error_log, $block->no_shutdown_error_log);
+    my ($must, $must_not) = (scalar $block->shutdown_error_log,
+                             scalar $block->no_shutdown_error_log);
     return if !defined $must && !defined $must_not;
     my $name = $block->name;
     if ($UseHup || $ENV{TEST_NGINX_NO_CLEAN}) {
