@@ -35,8 +35,13 @@ static char *ngx_http_c1_set_value(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_c1_set_double(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_c1_set_max_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_c1_stop(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+
+#define NGX_HTTP_C1_MAX_TOKENS  10000000
 
 
 typedef struct {
@@ -48,9 +53,6 @@ typedef struct {
 static ngx_http_c1_bounds_t  ngx_http_c1_temperature_bounds = { 0, 2 };
 static ngx_http_c1_bounds_t  ngx_http_c1_top_p_bounds = { 0, 1 };
 
-static ngx_conf_num_bounds_t  ngx_http_c1_max_tokens_bounds = {
-    ngx_conf_check_num_bounds, 1, 10000000
-};
 
 
 static ngx_command_t  ngx_http_c1_commands[] = {
@@ -99,10 +101,10 @@ static ngx_command_t  ngx_http_c1_commands[] = {
 
     { ngx_string("c1_max_tokens"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_c1_set_max_tokens,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_c1_loc_conf_t, max_tokens),
-      &ngx_http_c1_max_tokens_bounds },
+      NULL },
 
     { ngx_string("c1_stop"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -1066,6 +1068,36 @@ ngx_http_c1_set_double(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *d = v;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_c1_set_max_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_c1_loc_conf_t *lcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (lcf->max_tokens != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > NGX_HTTP_C1_MAX_TOKENS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"c1_max_tokens\" takes a whole number from 1 "
+                           "to %d, not \"%V\"", NGX_HTTP_C1_MAX_TOKENS,
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->max_tokens = n;
 
     return NGX_CONF_OK;
 }

@@ -28,14 +28,12 @@ our $MockLocations = <<'_EOC_';
                 f:close()
             end
             ngx.header["Content-Type"] = "application/json"
-            ngx.print(cjson.encode({
-                id = "chatcmpl-mock", object = "chat.completion",
-                created = 1764000000, model = "mock",
-                choices = {{ index = 0, finish_reason = "stop",
-                    message = { role = "assistant", content = body } }},
-                usage = { prompt_tokens = 11, completion_tokens = 22,
-                          total_tokens = 33 }
-            }))
+            ngx.print('{"id":"chatcmpl-mock","object":"chat.completion",'
+                .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+                .. '"message":{"role":"assistant","content":'
+                .. cjson.encode(body) .. '},"finish_reason":"stop"}],'
+                .. '"usage":{"prompt_tokens":11,"completion_tokens":22,'
+                .. '"total_tokens":33}}')
         }
     }
 
@@ -76,6 +74,18 @@ our $MockLocations = <<'_EOC_';
         }
     }
 _EOC_
+
+# The answer /mock/echo-body gives for a request body, as the client of an
+# OpenAI-shape location sees it (Lua's cjson escapes "/" too).
+sub completion {
+    my $content = shift;
+    $content =~ s{(["\\/])}{\\$1}g;
+    return '{"id":"chatcmpl-mock","object":"chat.completion",'
+        . '"created":1764000000,"model":"mock","choices":[{"index":0,'
+        . '"message":{"role":"assistant","content":"' . $content
+        . '"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,'
+        . '"completion_tokens":22,"total_tokens":33}}';
+}
 
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;

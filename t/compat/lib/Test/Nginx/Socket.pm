@@ -2,12 +2,14 @@ package Test::Nginx::Socket;
 
 # A small stand-in for Test::Nginx::Socket from openresty's Test-Nginx (CPAN).
 #
-# It implements the subset of the data-driven test format that this project's
-# t/*.t files use (config/http_config/main_config, request, raw_request,
-# pipelined_requests, more_headers, error_code, response_body*,
+# It implements the subset of the data-driven test format used by this
+# project's t/*.t files (config, http_config, main_config, request,
+# raw_request, pipelined_requests, more_headers, error_code, response_body*,
 # response_headers*, error_log, no_error_log, shutdown_error_log, must_die,
-# timeout, abort, wait, user_files, skip_nginx, skip_eval, ...) with the same
-# semantics, nginx.conf layout and environment variables as the real module.
+# timeout, abort, wait, user_files, skip_nginx, ...) with the same semantics,
+# nginx.conf layout and TEST_NGINX_* environment variables as the real one.
+# Sections it does not know are reported with a warning, never silently
+# passed.
 #
 # The real Test::Nginx is always preferred: this copy is only put on @INC
 # (PERL5LIB=t/compat/lib) when `perl -MTest::Nginx::Socket -e1` fails.
@@ -16,9 +18,9 @@ use strict;
 use warnings;
 
 use Test::Base -base;
+use File::Find ();
 use File::Path qw(make_path remove_tree);
 use File::Spec ();
-use File::Find ();
 use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
@@ -40,98 +42,78 @@ our @EXPORT = qw(
     add_cleanup_handler add_response_body_check
 );
 
-# ---- settings (same env vars and defaults as Test::Nginx::Util) ----------
+# ---- settings: same env vars and defaults as Test::Nginx::Util ------------
 
-our $NginxBinary         = $ENV{TEST_NGINX_BINARY} || 'nginx';
-our $LoadModules         = $ENV{TEST_NGINX_LOAD_MODULES};
-our $ServerAddr          = '127.0.0.1';
-our $ServerName          = 'localhost';
-our $ServerPort          = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-our $ServerPortForClient = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
-our $LogLevel            = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
+our $NginxBinary          = $ENV{TEST_NGINX_BINARY} || 'nginx';
+our $LoadModules          = $ENV{TEST_NGINX_LOAD_MODULES};
+our $ServerAddr           = '127.0.0.1';
+our $ServerName           = 'localhost';
+our $ServerPort           = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+our $ServerPortForClient  = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
+our $LogLevel             = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
 our $MasterProcessEnabled = $ENV{TEST_NGINX_MASTER_PROCESS} || 'off';
-our $DaemonEnabled       = 'on';
-our $Workers             = 1;
-our $WorkerConnections   = 64;
-our $RepeatEach          = 1;
-our $NoShuffle           = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
-our $NoRootLocation      = 0;
-our $NoNginxManager      = $ENV{TEST_NGINX_NO_NGINX_MANAGER} || 0;
-our $NoLongString;
-our $CheckAccumErrLog    = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
-our $Timeout             = $ENV{TEST_NGINX_TIMEOUT} || 3;
-our $TestNginxSleep      = $ENV{TEST_NGINX_SLEEP} || 0.015;
-our $UseHup              = $ENV{TEST_NGINX_USE_HUP};
-our $UseValgrind         = $ENV{TEST_NGINX_USE_VALGRIND};
-our $Verbose             = $ENV{TEST_NGINX_VERBOSE};
-our $ConfigPreamble      = '';
-
-$DaemonEnabled = 'off' if $UseValgrind;
+our $NoShuffle            = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
+our $NoNginxManager       = $ENV{TEST_NGINX_NO_NGINX_MANAGER} || 0;
+our $CheckAccumErrLog     = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
+our $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || 3;
+our $TestNginxSleep       = $ENV{TEST_NGINX_SLEEP} || 0.015;
+our $UseHup               = $ENV{TEST_NGINX_USE_HUP};
+our $UseValgrind          = $ENV{TEST_NGINX_USE_VALGRIND};
+our ($Workers, $WorkerConnections, $RepeatEach, $NoRootLocation) = (1, 64, 1, 0);
+our ($NoLongString, $ConfigPreamble, $DaemonEnabled) = (undef, '', 'on');
 
 our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers,
      @ResponseBodyChecks);
 our ($NginxVersion, $NginxV, $PrevConfig, $PrevBlock, $ChildPid, $InSubprocess,
      $ConfigVersion, $ErrLogFilePos, %RandPorts);
-our $FirstTime = 1;
-our $TotalConnectingTimeouts = 0;
+our ($FirstTime, $TotalConnectingTimeouts) = (1, 0);
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
 our $LogDir     = "$ServRoot/logs";
 our $ErrLogFile = "$LogDir/error.log";
-our $AccLogFile = "$LogDir/access.log";
+our $PidFile    = "$LogDir/nginx.pid";
 our $HtmlDir    = "$ServRoot/html";
 our $ConfDir    = "$ServRoot/conf";
 our $ConfFile   = "$ConfDir/nginx.conf";
-our $PidFile    = "$LogDir/nginx.pid";
-our $CacheDir   = "$ServRoot/cache";
 
-# sections this implementation understands; others trigger a warning
+# the sections implemented here; any other one triggers a warning
 my %Known = map { $_ => 1 } qw(
     config http_config main_config post_main_config server_name log_level
     request raw_request pipelined_requests more_headers raw_request_middle_delay
     error_code error_code_like response_body response_body_like
     response_body_unlike response_headers response_headers_like
-    raw_response_headers_like raw_response_headers_unlike ignore_response
-    error_log no_error_log shutdown_error_log no_shutdown_error_log must_die
-    timeout abort wait user_files skip_nginx skip_eval init shutdown
-    suppress_stderr ONLY SKIP LAST no_check_leak
+    ignore_response error_log no_error_log shutdown_error_log
+    no_shutdown_error_log must_die timeout abort wait user_files skip_nginx
+    skip_eval init shutdown suppress_stderr no_check_leak ONLY SKIP LAST
 );
 
-# ---- exported configuration functions -----------------------------------
-
-sub env_to_nginx (@) {
-    for my $v (@_) {
-        croak "env_to_nginx: bad argument value: $v\n"
-            if $v !~ /^[A-Za-z_]/ || $v =~ /\n/;
-        push @EnvToNginx, $v;
-    }
-}
+# ---- exported configuration functions -------------------------------------
 
 sub _accessor { my $ref = shift; $$ref = shift if @_; return $$ref }
 
-sub repeat_each (@)            { _accessor(\$RepeatEach, @_) }
-sub workers (@)                { _accessor(\$Workers, @_) }
-sub worker_connections (@)     { _accessor(\$WorkerConnections, @_) }
-sub log_level (@)              { _accessor(\$LogLevel, @_) }
-sub server_name (@)            { _accessor(\$ServerName, @_) }
-sub server_addr (@)            { _accessor(\$ServerAddr, @_) }
-sub server_port (@)            { _accessor(\$ServerPort, @_) }
-sub server_port_for_client (@) { _accessor(\$ServerPortForClient, @_) }
-sub timeout (@)                { _accessor(\$Timeout, @_) }
-sub config_preamble ($)        { $ConfigPreamble = shift }
-sub no_long_string ()          { $NoLongString = 1 }
-sub no_shuffle ()              { $NoShuffle = 1 }
-sub no_root_location ()        { $NoRootLocation = 1 }
-sub no_nginx_manager ()        { $NoNginxManager = 1 }
-sub use_hup ()                 { $UseHup = 1 }
-sub check_accum_error_log ()   { $CheckAccumErrLog = 1 }
-sub master_on ()               { $MasterProcessEnabled = 'on' }
-sub master_off ()              { $MasterProcessEnabled = 'off' }
-sub html_dir ()                { $HtmlDir }
-sub server_root ()             { $ServRoot }
-sub add_block_preprocessor (&) { unshift @BlockPreprocessors, shift }
-sub add_cleanup_handler ($)    { unshift @CleanupHandlers, shift }
+sub repeat_each (@)              { _accessor(\$RepeatEach, @_) }
+sub workers (@)                  { _accessor(\$Workers, @_) }
+sub worker_connections (@)       { _accessor(\$WorkerConnections, @_) }
+sub log_level (@)                { _accessor(\$LogLevel, @_) }
+sub server_name (@)              { _accessor(\$ServerName, @_) }
+sub server_addr (@)              { _accessor(\$ServerAddr, @_) }
+sub server_port (@)              { _accessor(\$ServerPort, @_) }
+sub server_port_for_client (@)   { _accessor(\$ServerPortForClient, @_) }
+sub timeout (@)                  { _accessor(\$Timeout, @_) }
+sub config_preamble ($)          { $ConfigPreamble = shift }
+sub no_long_string ()            { $NoLongString = 1 }
+sub no_shuffle ()                { $NoShuffle = 1 }
+sub no_root_location ()          { $NoRootLocation = 1 }
+sub no_nginx_manager ()          { $NoNginxManager = 1 }
+sub use_hup ()                   { $UseHup = 1 }
+sub check_accum_error_log ()     { $CheckAccumErrLog = 1 }
+sub master_on ()                 { $MasterProcessEnabled = 'on' }
+sub master_off ()                { $MasterProcessEnabled = 'off' }
+sub html_dir ()                  { $HtmlDir }
+sub server_root ()               { $ServRoot }
+sub add_block_preprocessor (&)   { unshift @BlockPreprocessors, shift }
+sub add_cleanup_handler ($)      { unshift @CleanupHandlers, shift }
 sub add_test_cleanup_handler ($) { unshift @TestCleanupHandlers, shift }
 sub add_response_body_check ($)  { push @ResponseBodyChecks, shift }
 
@@ -140,11 +122,17 @@ sub master_process_enabled (@) {
     return $MasterProcessEnabled;
 }
 
+sub env_to_nginx (@) {
+    for my $v (@_) {
+        croak "env_to_nginx: bad argument value: $v\n" if $v !~ /^[A-Za-z_]/ || $v =~ /\n/;
+        push @EnvToNginx, $v;
+    }
+}
+
 sub is_str (@) {
     my ($got, $expected, $desc) = @_;
     return like($got, $expected, $desc) if ref $expected eq 'Regexp';
-    return is($got, $expected, $desc) if $NoLongString;
-    return is_string($got, $expected, $desc);
+    return $NoLongString ? is($got, $expected, $desc) : is_string($got, $expected, $desc);
 }
 
 sub bail_out (@) {
@@ -160,17 +148,13 @@ sub cleanup () {
     }
 }
 
-# ---- helpers --------------------------------------------------------------
+# ---- helpers ---------------------------------------------------------------
 
-sub parse_time ($) {
+sub parse_time ($) {    # "1.5", "2s", "50ms" => seconds
     my $tm = shift;
-    if (defined $tm) {
-        if ($tm =~ s/([^_a-zA-Z])ms$/$1/) {
-            $tm /= 1000;
-        } else {
-            $tm =~ s/([^_a-zA-Z])s$/$1/;
-        }
-    }
+    return $tm if !defined $tm;
+    return $tm / 1000 if $tm =~ s/([^_a-zA-Z])ms$/$1/;
+    $tm =~ s/([^_a-zA-Z])s$/$1/;
     return $tm;
 }
 
@@ -184,33 +168,28 @@ sub fmt_str ($) {
 }
 
 sub gen_rand_port () {
-    my %used = ($ServerPort => 1, map { $_ => 1 } values %RandPorts);
+    my %used = map { $_ => 1 } $ServerPort, grep { defined } values %RandPorts;
     for (1 .. 1000) {
         my $port = int(rand 63547) + 1988;
         next if $used{$port};
-        my $sock = IO::Socket::INET->new(LocalAddr => $ServerAddr,
-            LocalPort => $port, Proto => 'tcp', Listen => 5, Reuse => 1);
-        if ($sock) {
-            close $sock;
-            return $port;
-        }
+        my $sock = IO::Socket::INET->new(LocalAddr => $ServerAddr, LocalPort => $port,
+                                         Proto => 'tcp', Listen => 5, Reuse => 1);
+        return $port if $sock && close $sock;
     }
     return undef;
 }
 
-# Substitute $TEST_NGINX_* from %ENV (TEST_NGINX_RAND_PORT_N: a free port).
+# Substitutes $TEST_NGINX_* from %ENV ($TEST_NGINX_RAND_PORT_N: a free port).
 sub expand_env ($$) {
     my ($text, $name) = @_;
     return $text if !defined $text || ref $text;
     $text =~ s{\$(TEST_NGINX_[_A-Z0-9]+)}{
         my $var = $1;
         if ($var =~ /^TEST_NGINX_RAND_PORT_[0-9]+$/) {
-            $RandPorts{$var} //= gen_rand_port()
-                // bail_out("$name - Cannot find an available listening port number for $var.\n");
+            $RandPorts{$var} //= gen_rand_port() // bail_out(
+                "$name - Cannot find an available listening port number for $var.\n");
         } else {
-            bail_out("$name - No environment $var defined.\n")
-                if !defined $ENV{$var};
-            $ENV{$var};
+            $ENV{$var} // bail_out("$name - No environment $var defined.\n");
         }
     }eg;
     return $text;
@@ -234,9 +213,11 @@ sub get_nginx_version () {
     bail_out("Failed to parse the output of \"nginx -V\": $out\n");
 }
 
+# ---- stopping nginx --------------------------------------------------------
+
 sub read_pid () {
     open my $in, '<', $PidFile or return undef;
-    my $pid = do { local $/; <$in> };
+    my $pid = <$in>;
     close $in;
     chomp $pid if defined $pid;
     return $pid;
@@ -245,22 +226,17 @@ sub read_pid () {
 sub is_running ($) {
     my $pid = shift;
     return 0 if !$pid || !kill(0, $pid);
-    # an unreaped zombie (we may not be its parent) is not running
-    if (open my $fh, '<', "/proc/$pid/stat") {
-        my $st = <$fh> // '';
-        return 0 if $st =~ /^\d+ \(.*\) Z /s;
-    }
-    return 1;
+    # an unreaped zombie (we may not be its parent) is not running either
+    open my $fh, '<', "/proc/$pid/stat" or return 1;
+    return (<$fh> // '') =~ /^\d+ \(.*\) Z /s ? 0 : 1;
 }
 
 sub kill_process ($$;$) {
     my ($pid, $name, $wait) = @_;
     kill($ENV{TEST_NGINX_FAST_SHUTDOWN} ? SIGTERM : SIGQUIT, $pid);
-    my $left = $wait // $Timeout;
-    while ($left > 0 && is_running($pid)) {
+    for (my $left = $wait // $Timeout; $left > 0 && is_running($pid); $left -= 0.05) {
         waitpid($pid, WNOHANG);
         sleep 0.05;
-        $left -= 0.05;
     }
     if (is_running($pid)) {
         warn "$name - timeout when waiting for the process $pid to exit\n";
@@ -272,24 +248,21 @@ sub kill_process ($$;$) {
 
 sub stop_nginx ($) {
     my $name = shift;
-    # valgrind needs time for its leak report after nginx exits
-    my $wait = defined $ChildPid ? 30 : $Timeout;
-    if (-f $PidFile) {
-        my $pid = read_pid();
-        if (is_running($pid)) {
-            kill_process($pid, $name, $wait);
-        } else {
-            unlink $PidFile;
-        }
+    my $wait = defined $ChildPid ? 30 : $Timeout;    # valgrind's leak report is slow
+    my $pid = read_pid();
+    if (is_running($pid)) {
+        kill_process($pid, $name, $wait);
+    } elsif (-f $PidFile) {
+        unlink $PidFile;
     }
-    if (defined $ChildPid) {    # valgrind mode: nginx is our child
+    if (defined $ChildPid) {    # valgrind mode: nginx is our child process
         kill_process($ChildPid, $name, $wait) if is_running($ChildPid);
         waitpid($ChildPid, 0);
         undef $ChildPid;
     }
 }
 
-# ---- server root, user files, nginx.conf ---------------------------------
+# ---- server root, user files, nginx.conf -----------------------------------
 
 sub setup_server_root ($) {
     my $first_time = shift;
@@ -298,18 +271,16 @@ sub setup_server_root ($) {
         remove_tree($ConfDir, glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"));
         if ($UseHup) {
             File::Find::find({ no_chdir => 1, wanted => sub {
-                return if -d $_;
-                return if !$first_time && /(?:\bnginx\.pid|\.sock|\.crt|\.key)$/;
+                return if -d $_ || (!$first_time && /(?:\bnginx\.pid|\.sock|\.crt|\.key)$/);
                 unlink $_ or warn "Failed to remove $_\n";
             } }, $ServRoot);
         } else {
-            remove_tree($CacheDir, $HtmlDir, $LogDir);
+            remove_tree("$ServRoot/cache", $HtmlDir, $LogDir);
             rmdir $ServRoot or bail_out("Can't remove $ServRoot (not empty?): $!");
         }
     }
     for my $dir ($ServRoot, $LogDir, $HtmlDir, $ConfDir) {
-        next if -d $dir;
-        mkdir $dir or bail_out("Failed to do mkdir $dir\n");
+        -d $dir or mkdir $dir or bail_out("Failed to do mkdir $dir\n");
     }
     open my $out, '>', "$HtmlDir/index.html"
         or bail_out("Can't open $HtmlDir/index.html for writing: $!\n");
@@ -317,6 +288,7 @@ sub setup_server_root ($) {
     close $out;
 }
 
+# ">>> name [touch -t date]\nbody..." or eval [[name, body, date], ...]
 sub write_user_files ($) {
     my $block = shift;
     my $name = $block->name;
@@ -332,8 +304,7 @@ sub write_user_files ($) {
         }
         $files = \@list;
     } elsif (ref $files ne 'ARRAY') {
-        bail_out("$name - wrong value type: ", ref $files,
-                 ", only scalar or ARRAY are accepted");
+        bail_out("$name - wrong value type: ", ref $files, ", only scalar or ARRAY are accepted");
     }
     for my $file (@$files) {
         my ($fname, $body, $date) = @$file;
@@ -362,24 +333,38 @@ sub write_config_file ($$) {
     $config //= '';
 
     master_on() if $UseHup;    # reloading is buggy with master off
-
     if ($LoadModules) {
-        my @mods = map { "load_module $_;" } grep { $_ } split /\s+/, $LoadModules;
-        $main_config = join ' ', @mods, $main_config;
+        $main_config = join ' ', (map { "load_module $_;" } grep { $_ } split /\s+/, $LoadModules),
+                            $main_config;
     }
     $main_config = expand_env($main_config, $name);
 
-    my %temp;
+    my @temp;
     for my $t (qw(client_body proxy fastcgi scgi uwsgi)) {
-        $temp{$t} = "${t}_temp_path $ServRoot/${t}_temp;";
+        next if $t =~ /^(?:fastcgi|scgi|uwsgi)$/ && nginx_V() =~ /--without-http_${t}_module/;
+        next if $t =~ /^(?:client_body|proxy)$/ && $http_config =~ /\b${t}_temp_path\b/;
+        push @temp, "${t}_temp_path $ServRoot/${t}_temp;";
     }
-    for my $t (qw(fastcgi scgi uwsgi)) {
-        $temp{$t} = '' if nginx_V() =~ /--without-http_${t}_module/;
+    my $env = join '', map { "env $_;\n" } qw(MOCKEAGAIN_VERBOSE MOCKEAGAIN
+        MOCKEAGAIN_WRITE_TIMEOUT_PATTERN LD_PRELOAD LD_LIBRARY_PATH
+        DYLD_INSERT_LIBRARIES DYLD_FORCE_FLAT_NAMESPACE),
+        map { /\s/ ? "'$_'" : $_ } @EnvToNginx;
+    my $root_location = $NoRootLocation ? '' : <<_EOC_;
+        location / {
+            root $HtmlDir;
+            index index.html index.htm;
+        }
+_EOC_
+    my $version_server = !$UseHup ? '' : <<_EOC_;
+    server {
+        listen          $ServerPort;
+        server_name     'Test-Nginx';
+        location = /ver {
+            return 200 '$ConfigVersion';
+        }
     }
-    for my $t (qw(client_body proxy)) {
-        $temp{$t} = '' if $http_config =~ /\b${t}_temp_path\b/;
-    }
-    my $temp_paths = join ' ', map { $temp{$_} } qw(client_body proxy fastcgi scgi uwsgi);
+_EOC_
+    my $user = $> == 0 ? "user root;\n" : '';
 
     open my $out, '>', $ConfFile or bail_out("Can't open $ConfFile for writing: $!\n");
     print $out <<_EOC_;
@@ -388,26 +373,11 @@ daemon $DaemonEnabled;
 master_process $MasterProcessEnabled;
 error_log $ErrLogFile $LogLevel;
 pid       $PidFile;
-env MOCKEAGAIN_VERBOSE;
-env MOCKEAGAIN;
-env MOCKEAGAIN_WRITE_TIMEOUT_PATTERN;
-env LD_PRELOAD;
-env LD_LIBRARY_PATH;
-env DYLD_INSERT_LIBRARIES;
-env DYLD_FORCE_FLAT_NAMESPACE;
-_EOC_
-    for my $v (@EnvToNginx) {
-        print $out "env ", ($v =~ /\s/ ? "'$v'" : $v), ";\n";
-    }
-    print $out <<_EOC_;
-#env LUA_PATH;
-#env LUA_CPATH;
-
+$env
 $main_config
 
 http {
-    access_log $AccLogFile; $temp_paths
-    #access_log off;
+    access_log $LogDir/access.log; @temp
 
     default_type text/plain;
     keepalive_timeout  68000ms;
@@ -415,11 +385,9 @@ http {
 $http_config
     server {
         listen          $ServerPort;
-        #placeholder
         server_name     '$server_name';
 
         client_max_body_size 30M;
-        #client_body_buffer_size 4k;
 
         # Begin preamble config...
 $ConfigPreamble
@@ -429,30 +397,10 @@ $ConfigPreamble
 $config
         # End test case config.
 
-_EOC_
-    print $out <<_EOC_ if !$NoRootLocation;
-        location / {
-            root $HtmlDir;
-            index index.html index.htm;
-        }
-_EOC_
-    print $out "    }\n";
-    print $out <<_EOC_ if $UseHup;
-    server {
-        listen          $ServerPort;
-        server_name     'Test-Nginx';
-
-        location = /ver {
-            return 200 '$ConfigVersion';
-        }
-    }
-_EOC_
-    print $out <<_EOC_;
-}
+$root_location    }
+$version_server}
 
 $post_main_config
-
-#timer_resolution 100ms;
 
 events {
     accept_mutex off;
@@ -462,41 +410,32 @@ events {
 env ASAN_OPTIONS;
 env MOCKNOEAGAIN_VERBOSE;
 env MOCKNOEAGAIN;
+$user
 _EOC_
-    print $out "user root;\n" if $> == 0;
     close $out;
 }
 
-# ---- starting nginx -------------------------------------------------------
+# ---- starting nginx --------------------------------------------------------
 
-sub nginx_cmd ($) {
-    my $block = shift;
-    my $cmd = "$NginxBinary -p $ServRoot/ -c $ConfFile > /dev/null";
-    # -e (startup error log) exists since nginx 1.19.5
-    $cmd = "$NginxBinary -e $ErrLogFile -p $ServRoot/ -c $ConfFile > /dev/null"
-        if $NginxVersion >= 1.019005;
-    $cmd .= " 2> /dev/null" if defined $block->suppress_stderr;
-    return $cmd;
-}
-
-# Returns true if the block's requests should be run.
+# Returns true when the block's requests are to be sent.
 sub start_nginx ($$) {
     my ($block, $must_die) = @_;
     my $name = $block->name;
-    my $cmd = nginx_cmd($block);
+    my $e = $NginxVersion >= 1.019005 ? "-e $ErrLogFile " : '';  # -e: nginx >= 1.19.5
+    my $cmd = "$NginxBinary $e-p $ServRoot/ -c $ConfFile > /dev/null";
+    $cmd .= " 2> /dev/null" if defined $block->suppress_stderr;
 
     if (defined $must_die) {
         $ErrLogFilePos = 0;
         for my $i (0 .. $RepeatEach - 1) {
             system($cmd);
             my $status = $?;
-            my $exit_code = $status >> 8;
             if ($status == -1) {
                 fail("$name - failed to execute the nginx command line");
             } elsif ($status & 128) {
                 fail("$name - nginx core dumped");
             } elsif (looks_like_number($must_die)) {
-                is($must_die, $exit_code, "$name - die with the expected exit code");
+                is($must_die, $status >> 8, "$name - die with the expected exit code");
             } else {
                 isnt($status, 0, "$name - die as expected");
             }
@@ -511,12 +450,11 @@ sub start_nginx ($$) {
         return 0;
     }
 
-    if ($UseValgrind) {
-        my $opts = $UseValgrind =~ /^\d+$/
-            ? "--num-callers=100 -q --tool=memcheck --leak-check=full"
-              . " --keep-debuginfo=yes --show-possibly-lost=no --gen-suppressions=all"
-              . (-f 'valgrind.suppress' ? " --suppressions=valgrind.suppress" : '')
-            : "-q $UseValgrind";
+    if ($UseValgrind) {    # nginx runs in the foreground (daemon off) as our child
+        my $opts = $UseValgrind !~ /^\d+$/ ? "-q $UseValgrind"
+            : "--num-callers=100 -q --tool=memcheck --leak-check=full --keep-debuginfo=yes"
+              . " --show-possibly-lost=no --gen-suppressions=all"
+              . (-f 'valgrind.suppress' ? " --suppressions=valgrind.suppress" : '');
         warn "$name\n";
         my $pid = fork() // bail_out("$name - fork() failed: $!");
         if ($pid == 0) {
@@ -527,15 +465,12 @@ sub start_nginx ($$) {
         }
         $ChildPid = $pid;
         sleep $TestNginxSleep;
-        return 1;
+        return 1;    # send_request retries connecting until nginx listens
     }
 
     my $waited = 0;
-    for (my $i = 1; ; $i++) {
-        system($cmd);
-        my $status = $?;
-        last if $status == 0;
-        bail_out("$name - Cannot start nginx using command \"$cmd\" (status code $status).")
+    for (my $i = 1; system($cmd) != 0; $i++) {
+        bail_out("$name - Cannot start nginx using command \"$cmd\" (status code $?).")
             if $waited >= 10;
         my $delay = min(0.1 * $i, 1);
         sleep $delay;
@@ -548,10 +483,8 @@ sub start_nginx ($$) {
 # TEST_NGINX_USE_HUP: reload the running nginx instead of restarting it.
 sub hup_reload ($$) {
     my ($block, $config) = @_;
-    my $name = $block->name;
     my $pid = read_pid();
     return 0 if !is_running($pid);
-
     setup_server_root(0);
     write_user_files($block);
     write_config_file($block, $config);
@@ -560,11 +493,11 @@ sub hup_reload ($$) {
     kill(SIGHUP, $pid) or return 0;
     sleep $TestNginxSleep * 3;
 
-    # wait until the new configuration serves all requests
+    # wait until all workers run the new configuration (20 hits in a row)
     my $nsucc = 0;
     for my $try (1 .. 200) {
-        my $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr,
-            PeerPort => $ServerPort, Proto => 'tcp', Timeout => 2);
+        my $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr, PeerPort => $ServerPort,
+                                         Proto => 'tcp', Timeout => 2);
         my $resp = '';
         if ($sock) {
             print $sock "GET /ver HTTP/1.0\r\nHost: Test-Nginx\r\n\r\n";
@@ -580,11 +513,11 @@ sub hup_reload ($$) {
         sleep min(($TestNginxSleep + $TestNginxSleep * $try) * $try / 2, 1);
     }
     Test::More->builder->no_ending(1);
-    fail("$name - failed to reload configuration after 200 failed test requests");
+    fail($block->name . " - failed to reload configuration after 200 failed test requests");
     return 1;
 }
 
-# ---- running the blocks ---------------------------------------------------
+# ---- running the blocks ----------------------------------------------------
 
 sub run_tests () {
     srand($$ + Time::HiRes::time() * 1000000);
@@ -607,50 +540,44 @@ sub run_test ($) {
     my $name = $block->name;
 
     my @unknown = grep { !$Known{$_} } @{ $block->{_section_order}[0] || [] };
-    warn "WARNING: $name - section(s) not supported by the compat Test::Nginx"
-        . "::Socket (t/compat/lib), ignored: @unknown\n" if @unknown;
+    warn "WARNING: $name - section(s) not supported by the compat "
+        . "Test::Nginx::Socket (t/compat/lib), ignored: @unknown\n" if @unknown;
 
     my $first_time = $FirstTime;
     $FirstTime = 0;
     %RandPorts = ();
 
     my $config = expand_env(scalar $block->config, $name);
+    my $must_die = $block->must_die;
     my $block_log_level = $block->log_level;
     local $LogLevel = $block_log_level || $LogLevel;
-    my $must_die = $block->must_die;
     local $UseValgrind = defined $must_die ? undef : $UseValgrind;
     local $UseHup = defined $must_die ? undef : $UseHup;
     local $DaemonEnabled = $UseValgrind ? 'off' : 'on';
 
     my ($should_skip, $tests_to_skip, $skip_reason);
-    if (defined(my $spec = $block->skip_eval)) {
-        if ($spec =~ /^\s*(\d+)\s*:\s*(.*)/s) {
-            ($tests_to_skip, $skip_reason) = ($1, 'skip_eval');
-            $should_skip = eval $2;
-            bail_out("$name - skip_eval - failed to eval the Perl code \"$2\": $@") if $@;
-        }
+    if (($block->skip_eval // '') =~ /^\s*(\d+)\s*:\s*(.*)/s) {
+        ($tests_to_skip, $skip_reason) = ($1, 'skip_eval');
+        $should_skip = eval $2;
+        bail_out("$name - skip_eval - failed to eval the Perl code \"$2\": $@") if $@;
     }
     if (defined(my $spec = $block->skip_nginx)) {
         $spec =~ /^\s*(\d+)\s*:\s*([<>]=?)\s*(\d+)\.(\d+)\.(\d+)(?:\s*:\s*(.*))?\s*$/
             or bail_out("$name - Invalid --- skip_nginx spec: $spec");
-        $tests_to_skip = $1;
-        my ($op, $ver) = ($2, get_canon_version($3, $4, $5));
-        $skip_reason = $6 || "nginx version $op $3.$4.$5";
-        $should_skip = eval "$NginxVersion $op $ver";
+        ($tests_to_skip, $skip_reason) = ($1, $6 || "nginx version $2 $3.$4.$5");
+        $should_skip = eval "$NginxVersion $2 " . get_canon_version($3, $4, $5);
     }
 
     my $should_restart = !$NoNginxManager;
-    if (!defined $config) {
+    if (!defined $config) {    # keep the previous block's nginx running
         bail_out("$name - No '--- config' section specified and could not get previous one.")
             if !$NoNginxManager && !defined $PrevConfig;
-        $should_restart = 0;    # keep the previous block's nginx running
+        $should_restart = 0;
     }
-
     if ($should_restart && !$should_skip) {
         $PrevConfig = $config;
-        $ConfigVersion = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 10
-            if $UseHup;
-        if (!($UseHup && !$first_time && hup_reload($block, $config))) {
+        $ConfigVersion = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 10 if $UseHup;
+        if (!$UseHup || $first_time || !hup_reload($block, $config)) {
             stop_nginx($name);
             check_prev_block_shutdown_error_log();
             setup_server_root($first_time);
@@ -674,29 +601,29 @@ sub run_test ($) {
             run_test_helper($block, $i);
         }
     }
-
-    if ($UseValgrind) {    # let valgrind report leaks for this block
-        stop_nginx($name);
-        unlink $PidFile;
-    }
+    stop_nginx($name) if $UseValgrind;    # so valgrind reports per block
 }
 
+# Sends the request(s) of a block and checks the responses and error.log.
 sub run_test_helper ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
     my $reqs = get_requests($block);
     my $timeout = parse_time(scalar $block->timeout) // $Timeout;
     my $pipelined = $block->pipelined_requests;
+    my $count = $pipelined ? scalar @$pipelined : 1;    # responses per connection
     my $need_array = $pipelined ? 1 : @$reqs > 1;
     my $req_idx = 0;
 
     for my $k (0 .. $#$reqs) {
         my ($raw, $head_req) = send_request($reqs->[$k], $timeout, $block);
-        my $count = $pipelined ? scalar @$pipelined : 1;
         for my $j (1 .. $count) {
             my ($res, $raw_headers, $left);
             if (!defined $block->ignore_response) {
                 ($res, $raw_headers, $left) = parse_response($name, $raw // '', $head_req);
+                check_error_code($block, $res, $req_idx, $need_array);
+                check_response_headers($block, $res, $raw_headers, $req_idx, $need_array);
+                check_response_body($block, $res, $req_idx, $rep, $need_array);
             }
             if ($j < $count) {
                 $raw = $left;
@@ -705,12 +632,7 @@ sub run_test_helper ($$) {
                 warn "WARNING: $name - unexpected extra bytes after last chunk in ",
                     "response: \"$left\"\n";
             }
-            if (!defined $block->ignore_response) {
-                check_error_code($block, $res, $req_idx, $need_array);
-                check_response_headers($block, $res, $raw_headers, $req_idx, $need_array);
-                check_response_body($block, $res, $req_idx, $rep, $need_array);
-            }
-            if ($j < $count || $k < $#$reqs) {
+            if ($j < $count || $k < $#$reqs) {    # the log is checked after every response
                 sleep $block->wait if $block->wait;
                 check_error_log($block, $rep);
             }
@@ -721,12 +643,11 @@ sub run_test_helper ($$) {
     check_error_log($block, $rep);
 }
 
-# ---- building and sending requests ----------------------------------------
+# ---- building and sending requests -----------------------------------------
 
 sub parse_more_headers ($) {
-    my $in = shift;
     my ($out, $chunked) = ('', 0);
-    for my $line (split /\n+/, $in) {
+    for my $line (split /\n+/, shift) {
         next if $line =~ /^\s*\#/ || $line eq '';
         my ($key, $val) = split /:\s*/, $line, 2;
         $val //= '';
@@ -736,31 +657,31 @@ sub parse_more_headers ($) {
     return ($out, $chunked);
 }
 
-# "METHOD [URI [VERSION]]\nbody" => full HTTP request (like the real one:
-# Host/Connection added unless given, body trimmed + Content-Length added
-# unless chunked or a Content-Length header is given).
+# "METHOD [URI [VERSION]]\nbody" => HTTP request, like the real one: Host and
+# Connection are added unless given, the body is trimmed and Content-Length
+# added unless it is chunked or more_headers has a Content-Length.
 sub build_request ($$$$) {
     my ($name, $req, $more_headers, $conn) = @_;
     my ($first, $content) = split /(?<=\n)/, $req // '', 2;
-    bail_out("$name - Request line should be non-empty") if !defined $first || $first eq '';
+    bail_out("$name - Request line should be non-empty") if ($first // '') eq '';
     $first =~ /^\s*(\S+) *(?:(\S+) *)?(?:(\S+) *)?\s*$/
-        or bail_out("$name - Request line is not valid. Should be 'meth [url [version]]' but got \"$first\".");
+        or bail_out("$name - Request line is not valid. Should be 'meth [url [version]]' "
+                    . "but got \"$first\".");
     my ($meth, $url, $ver) = ($1, $2 // '/', $3 // 'HTTP/1.1');
     $content //= '';
 
     my ($hdrs, $chunked) = parse_more_headers($more_headers);
-    my $len_header = '';
-    if (!$chunked && $content ne '' && $hdrs !~ /(?:^|\n)Content-Length:/) {
-        $content =~ s/^\s+|\s+$//gs;
-        $len_header = "Content-Length: " . length($content) . "\r\n";
-    }
     my $extra = '';
     $extra .= "Host: $ServerName\r\n" if $hdrs !~ /(?:^|\n)Host:/msi;
     $extra .= "Connection: $conn\r\n" if $hdrs !~ /(?:^|\n)Connection/msi;
-    return "$meth $url $ver\r\n$extra$hdrs$len_header\r\n$content";
+    if (!$chunked && $content ne '' && $hdrs !~ /(?:^|\n)Content-Length:/) {
+        $content =~ s/^\s+|\s+$//gs;
+        $hdrs .= "Content-Length: " . length($content) . "\r\n";
+    }
+    return "$meth $url $ver\r\n$extra$hdrs\r\n$content";
 }
 
-# Returns a list of requests; each request is a list of packets (strings).
+# Returns the list of connections to make; each is a list of packets to send.
 sub get_requests ($) {
     my $block = shift;
     my $name = $block->name;
@@ -778,117 +699,103 @@ sub get_requests ($) {
 
     if (my $reqs = $block->pipelined_requests) {
         bail_out("$name - invalid entries in --- pipelined_requests") if ref $reqs ne 'ARRAY';
-        my $all = '';
-        for my $i (0 .. $#$reqs) {
-            $all .= build_request($name, expand_env($reqs->[$i], $name), $headers_for->($i),
-                                  $i == $#$reqs ? 'close' : 'keep-alive');
-        }
-        return [[$all]];
+        return [[ join '', map {
+            build_request($name, expand_env($reqs->[$_], $name), $headers_for->($_),
+                          $_ == $#$reqs ? 'close' : 'keep-alive')
+        } 0 .. $#$reqs ]];
     }
 
     my $req = $block->request;
-    if (defined $req && !ref $req) {
-        1 while $req =~ s/^\s*\#[^\n]+\s+|^\s+//gs;
-    }
     if (!ref $req) {
+        1 while defined $req && $req =~ s/^\s*\#[^\n]+\s+|^\s+//gs;
         return [[ build_request($name, $req, $headers_for->(0), 'close') ]];
     }
     bail_out("$name - invalid ---request : MUST be string or array of requests")
         if ref $req ne 'ARRAY';
-    my @list;
-    for my $i (0 .. $#$req) {
-        bail_out("$name - requests given as packet arrays are not supported by the"
-                 . " compat Test::Nginx::Socket; use --- raw_request eval") if ref $req->[$i];
-        push @list, [ build_request($name, $req->[$i], $headers_for->($i), 'close') ];
-    }
-    return \@list;
+    return [ map {
+        bail_out("$name - requests as packet arrays are not supported by the compat "
+                 . "Test::Nginx::Socket; use --- raw_request eval") if ref $req->[$_];
+        [ build_request($name, $req->[$_], $headers_for->($_), 'close') ]
+    } 0 .. $#$req ];
 }
 
+sub connect_server ($$) {
+    my ($name, $timeout) = @_;
+    for (my $tries = 1; ; $tries++) {
+        my $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr, Proto => 'tcp',
+                                          PeerPort => $ServerPortForClient, Timeout => $timeout);
+        return $sock if $sock;
+        my $err = "Can't connect to $ServerAddr:$ServerPortForClient: $!";
+        if ($tries > ($TotalConnectingTimeouts ? 20 : 50)) {
+            bail_out("$name - $err (aborted)\n") if ++$TotalConnectingTimeouts >= 3;
+            Test::More->builder->no_ending(1);
+            fail("$name - $err (aborted)\n");
+            return undef;
+        }
+        my $wait = min(($TestNginxSleep + $TestNginxSleep * $tries) * $tries / 2, 1);
+        warn "$name - $err\n\tRetry connecting after $wait sec\n" if $wait >= 0.6;
+        sleep $wait;
+    }
+}
+
+# Writes the packets, then reads until the server closes the connection or
+# nothing happens for $timeout seconds. Returns the raw response.
 sub send_request ($$$) {
     my ($packets, $timeout, $block) = @_;
     my $name = $block->name;
     my $head_req = join('', @$packets) =~ /^\s*HEAD\s+/ ? 1 : 0;
     local $SIG{PIPE} = 'IGNORE';
-
-    my $sock;
-    for (my $tries = 1; ; $tries++) {
-        $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr,
-            PeerPort => $ServerPortForClient, Proto => 'tcp', Timeout => $timeout);
-        last if $sock;
-        my $err = $!;
-        if ($tries > ($TotalConnectingTimeouts ? 20 : 50)) {
-            my $msg = "$name - Can't connect to $ServerAddr:$ServerPortForClient: $err (aborted)\n";
-            bail_out($msg) if ++$TotalConnectingTimeouts >= 3;
-            Test::More->builder->no_ending(1);
-            fail($msg);
-            return (undef, $head_req);
-        }
-        my $wait = min(($TestNginxSleep + $TestNginxSleep * $tries) * $tries / 2, 1);
-        warn "$name - Can't connect to $ServerAddr:$ServerPortForClient: $err\n"
-            . "\tRetry connecting after $wait sec\n" if $wait >= 0.6;
-        sleep $wait;
-    }
+    my $sock = connect_server($name, $timeout) or return (undef, $head_req);
     $sock->blocking(0);
 
     my @bits = @$packets;
     my ($buf, $off, $resp, $writing) = (shift(@bits) // '', 0, '', 1);
     my $sel = IO::Select->new($sock);
-    my $middle_delay = $block->raw_request_middle_delay;
+    my $delay = $block->raw_request_middle_delay;
 
     IO: while (1) {
         my ($r, $w) = IO::Select->select($sel, $writing ? $sel : undef, undef, $timeout);
-        if (!$r && !$w) {    # timeout between two I/O events
-            close $sock;
+        if (!$r && !$w) {
             if (!defined $block->abort) {
                 Test::More->builder->no_ending(1);
                 fail("ERROR: client socket timed out - $name\n");
-            } else {
-                sleep 0.005;
             }
             last;
         }
-        if ($w && @$w) {
-            while (1) {
-                if ($off < length $buf) {
-                    my $n = syswrite($sock, $buf, length($buf) - $off, $off);
-                    if (!defined $n) {
-                        last if $! == EAGAIN;
-                        warn "write failed: $!\n";
-                        $resp = "write failed: $!" if $resp eq '';
-                        $writing = 0;
-                        last;
-                    }
+        while ($w && @$w && $writing) {
+            if ($off < length $buf) {
+                my $n = syswrite($sock, $buf, length($buf) - $off, $off);
+                if (defined $n) {
                     $off += $n;
                     next;
                 }
-                if (!@bits) {
-                    $writing = 0;
-                    if (defined(my $how = $block->shutdown)) {
-                        shutdown($sock, $how eq '' ? 1 : $how);
-                    }
-                    last;
-                }
+                last if $! == EAGAIN;
+                warn "write failed: $!\n";    # like the real one: give up reading too
+                $resp = "write failed: $!" if $resp eq '';
+                last IO;
+            } elsif (@bits) {
                 ($buf, $off) = (shift @bits, 0);
-                sleep $middle_delay if $middle_delay;
+                sleep $delay if $delay;
+            } else {
+                $writing = 0;
+                my $how = $block->shutdown;
+                shutdown($sock, $how eq '' ? 1 : $how) if defined $how;
             }
         }
-        if ($r && @$r) {
-            while (1) {
-                my $n = sysread($sock, my $chunk, 4096);
-                if (!defined $n) {
-                    next IO if $! == EAGAIN;
-                    warn "WARNING: $name - HTTP response read failure: $!";
-                    last IO;
-                }
-                last IO if $n == 0;
-                $resp .= $chunk;
-            }
+        next if !$r || !@$r;
+        while (1) {
+            my $n = sysread($sock, my $chunk, 4096);
+            next IO if !defined $n && $! == EAGAIN;
+            warn "WARNING: $name - HTTP response read failure: $!" if !defined $n;
+            last IO if !$n;
+            $resp .= $chunk;
         }
     }
     close $sock;
     return ($resp, $head_req);
 }
 
+# Returns (HTTP::Response, raw header text, bytes left after this response).
 sub parse_response ($$$) {
     my ($name, $raw, $head_req) = @_;
     my $raw_headers = $raw =~ /(.*?\r\n)\r\n/s ? $1 : '';
@@ -900,44 +807,40 @@ sub parse_response ($$$) {
     }
     return ($res, $raw_headers) if $code && ($code == 304 || $code == 101);
 
-    my $enc = $res->header('Transfer-Encoding');
-    my $len = $res->header('Content-Length');
-    my $left;
     my $bad = sub {
         Test::More->builder->no_ending(1);
-        fail("$name - $_[0]");
+        fail("$name - invalid chunked $_[0]");
         return;
     };
-
+    my ($enc, $len) = ($res->header('Transfer-Encoding'), $res->header('Content-Length'));
+    my $body = $res->content // '';
+    my $left;
     if (defined $enc && $enc eq 'chunked') {
-        my $body = $res->content // '';
         my $decoded = '';
         while (1) {
-            if ($body =~ /\G0[ \t]*\r\n/gc) {    # last chunk, then trailers
+            if ($body =~ /\G0[ \t]*\r\n/gc) {    # last chunk, trailers, CRLF
                 1 while $body =~ /\G[^\r\n]+\r\n/gc;
-                $body =~ /\G\r\n/gc
-                    or return $bad->("invalid chunked data received (expected CRLF).");
+                $body =~ /\G\r\n/gc or return $bad->("data received (expected CRLF).");
                 $left = $1 if $body =~ /\G(.+)/gcs;
                 last;
             }
             if ($body =~ /\G[ \t]*([A-Fa-f0-9]+)[ \t]*\r\n/gc) {
                 my ($size, $pos) = (hex $1, pos $body);
-                return $bad->("invalid chunked data received (not enought octets for the data section)")
+                return $bad->("data received (not enought octets for the data section)")
                     if length($body) - $pos < $size;
                 $decoded .= substr($body, $pos, $size);
                 pos($body) = $pos + $size;
-                $body =~ /\G\r\n/gc
-                    or return $bad->("invalid chunked data received (expected CRLF).");
+                $body =~ /\G\r\n/gc or return $bad->("data received (expected CRLF).");
             } elsif ($body =~ /\G(.+)/gcs) {
-                return $bad->("invalid chunked body received: $1");
+                return $bad->("body received: $1");
             } else {
-                return $bad->("no last chunk found - $body");
+                Test::More->builder->no_ending(1);
+                fail("$name - no last chunk found - $body");
+                return;
             }
         }
         $res->content($decoded);
-
     } elsif (defined $len && $len =~ /^\d+$/) {
-        my $body = $res->content // '';
         if (length $body < $len) {
             warn "WARNING: $name - response body truncated: $len expected, but got ",
                 length $body, "\n" if !$head_req;
@@ -949,13 +852,14 @@ sub parse_response ($$$) {
     return ($res, $raw_headers, $left);
 }
 
-# ---- checks ---------------------------------------------------------------
+# ---- checks ----------------------------------------------------------------
 
 sub get_indexed_value ($$$$) {
     my ($name, $value, $idx, $need_array) = @_;
     if ($need_array) {
         return $value->[$idx] if ref $value eq 'ARRAY';
-        bail_out("$name - You asked for many requests, the expected results should be arrays as well.");
+        bail_out("$name - You asked for many requests, the expected results should be "
+                 . "arrays as well.");
     }
     return ref $value eq 'ARRAY' ? $value->[0] : $value;
 }
@@ -965,17 +869,17 @@ sub check_error_code ($$$$) {
     my $name = $block->name;
     my $got = ($res && $res->code) || '';
     if (defined $block->error_code_like) {
-        my $pat = get_indexed_value($name, $block->error_code_like, $idx, $need_array);
+        my $pat = get_indexed_value($name, scalar $block->error_code_like, $idx, $need_array);
         like($got, qr/$pat/sm, "$name - status code ok");
     } elsif (defined $block->error_code) {
-        is($got, get_indexed_value($name, $block->error_code, $idx, $need_array),
+        is($got, get_indexed_value($name, scalar $block->error_code, $idx, $need_array),
            "$name - status code ok");
     } else {
         is($got, 200, "$name - status code ok");
     }
 }
 
-sub parse_headers ($) {
+sub parse_headers ($) {    # "Name: value" lines; "!Name" => undef (absent)
     my %headers;
     for (split /\n/, shift) {
         s/^\s+|\s+$//g;
@@ -992,36 +896,25 @@ sub parse_headers ($) {
 sub check_response_headers ($$$$$) {
     my ($block, $res, $raw_headers, $idx, $need_array) = @_;
     my $name = $block->name;
-    $raw_headers //= '';
-
-    for my $t (qw(like unlike)) {
-        my $spec = $block->${\"raw_response_headers_$t"};
-        next if !defined $spec;
-        my $pat = get_indexed_value($name, $spec, $idx, $need_array);
-        my $cmp = $t eq 'like' ? \&like : \&unlike;
-        $cmp->($raw_headers, qr/$pat/s, "$name - raw resp headers $t");
-    }
-
     if (defined $block->response_headers) {
-        my $headers = parse_headers(get_indexed_value($name, $block->response_headers,
+        my $headers = parse_headers(get_indexed_value($name, scalar $block->response_headers,
                                                       $idx, $need_array));
         while (my ($key, $val) = each %$headers) {
             if (!defined $val) {
-                unlike($raw_headers, qr/^\s*\Q$key\E\s*:/ms,
+                unlike($raw_headers // '', qr/^\s*\Q$key\E\s*:/ms,
                        "$name - header $key not present in the raw headers");
                 next;
             }
             $val =~ s/\$ServerPort\b/$ServerPort/g;
             $val =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
-            my $actual = $res ? $res->header($key) : undef;
-            is($actual // '', $val, "$name - header $key ok");
+            is(($res ? $res->header($key) : undef) // '', $val, "$name - header $key ok");
         }
     } elsif (defined $block->response_headers_like) {
-        my $headers = parse_headers(get_indexed_value($name, $block->response_headers_like,
+        my $headers = parse_headers(get_indexed_value($name, scalar $block->response_headers_like,
                                                       $idx, $need_array));
         while (my ($key, $val) = each %$headers) {
-            my $actual = $res ? $res->header($key) : undef;
-            like($actual // '', qr/^$val$/, "$name - header $key like ok");
+            like(($res ? $res->header($key) : undef) // '', qr/^$val$/,
+                 "$name - header $key like ok");
         }
     }
 }
@@ -1032,7 +925,7 @@ sub check_response_body ($$$$$) {
     my $content = $res ? $res->content : undef;
 
     if (defined $block->response_body) {
-        my $expected = get_indexed_value($name, $block->response_body, $idx, $need_array);
+        my $expected = get_indexed_value($name, scalar $block->response_body, $idx, $need_array);
         if (defined $expected && !ref $expected) {
             $expected =~ s/\$ServerPort\b/$ServerPort/g;
             $expected =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
@@ -1049,24 +942,24 @@ sub check_response_body ($$$$$) {
 
     } elsif (defined $block->response_body_like || defined $block->response_body_unlike) {
         my $type = defined $block->response_body_like ? 'like' : 'unlike';
-        my $pat = get_indexed_value($name, $block->${\"response_body_$type"}, $idx, $need_array);
+        my $spec = $type eq 'like' ? $block->response_body_like : $block->response_body_unlike;
+        my $pat = get_indexed_value($name, $spec, $idx, $need_array);
         $pat =~ s/\$ServerPort\b/$ServerPort/g;
         $pat =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
-        my $summary = $content // '';
-        $summary =~ s/^\s+|\s+$//g;
-        $summary =~ s/\n/ /g;
-        $summary =~ s/\s{2,}/ /g;
-        my $cmp = $type eq 'like' ? \&like : \&unlike;
-        $cmp->($content, qr/$pat/s, "$name - response_body_$type - response is expected ($summary)");
+        (my $summary = $content // '') =~ s/^\s+|\s+$//g;
+        $summary =~ s/\s*\n\s*|\s{2,}/ /g;
+        ($type eq 'like' ? \&like : \&unlike)->($content, qr/$pat/s,
+            "$name - response_body_$type - response is expected ($summary)");
     }
 
-    $_->($block, $res ? $res->content : undef, $idx, $rep, 0) for @ResponseBodyChecks;
+    $_->($block, $content, $idx, $rep, 0) for @ResponseBodyChecks;
 }
 
-# New error.log lines since the last call (all lines with check_accum_error_log).
+# error.log lines written since the last call (all of them with
+# check_accum_error_log); $ErrLogFilePos is reset when a block starts.
 sub error_log_data () {
     sleep $TestNginxSleep * 3;    # the log phase runs after the response is sent
-    open my $in, '<', $ErrLogFile or return undef;
+    open my $in, '<', $ErrLogFile or return [];
     seek $in, $ErrLogFilePos, 0 if !$CheckAccumErrLog && $ErrLogFilePos;
     my @lines = <$in>;
     $ErrLogFilePos = tell $in if !$CheckAccumErrLog;
@@ -1077,29 +970,25 @@ sub error_log_data () {
 sub value_contains ($$);
 sub value_contains ($$) {
     my ($val, $pat) = @_;
-    return $val =~ /\Q$pat\E/ if !ref $val || ref $val eq 'Regexp';
     return scalar grep { value_contains($_, $pat) } @$val if ref $val eq 'ARRAY';
-    return 0;
+    return $val =~ /\Q$pat\E/;
 }
 
-sub to_patterns ($) {
+sub to_patterns ($) {    # text (one pattern a line), qr// or array => array copy
     my $pats = shift;
-    if (!ref $pats) {
-        chomp $pats;
-        return [split /\n+/, $pats];
-    }
-    return ref $pats eq 'Regexp' ? [$pats] : [@$pats];
+    return ref $pats eq 'Regexp' ? [$pats] : [@$pats] if ref $pats;
+    chomp $pats;
+    return [split /\n+/, $pats];
 }
 
-sub line_matches ($$) {
+sub line_matches ($$) {    # strings match literally (substring), qr// as regex
     my ($line, $pat) = @_;
     return (ref $pat && $line =~ /$pat/) || $line =~ /\Q$pat\E/;
 }
 
-# $suffix: " (req N)" for error_log/no_error_log, "" for the shutdown variants
+# $suffix: " (req N)" for (no_)error_log, "" for (no_)shutdown_error_log
 sub check_log_patterns ($$$$$) {
     my ($name, $lines, $must, $must_not, $suffix) = @_;
-    my $kind = $suffix eq '' ? 'shutdown_error_log' : 'error_log';
     if (defined $must) {
         my $pats = to_patterns($must);
         for my $line (@$lines) {
@@ -1109,45 +998,39 @@ sub check_log_patterns ($$$$$) {
                 undef $pat;
             }
         }
-        for my $pat (grep { defined } @$pats) {
-            fail("$name - pattern \"$pat\" should match a line in error.log$suffix");
-        }
+        fail("$name - pattern \"$_\" should match a line in error.log$suffix")
+            for grep { defined } @$pats;
     }
     if (defined $must_not) {
         my $pats = to_patterns($must_not);
         my %found;
         for my $i (0 .. $#$lines) {
-            my $line = $lines->[$i];
-            for my $pat (grep { defined } @$pats) {
-                next if !line_matches($line, $pat);
+            for my $pat (@$pats) {
+                next if !line_matches($lines->[$i], $pat);
                 Test::More->builder->no_ending(1) if $found{$pat}++;
-                my ($ln, $p) = (fmt_str($line), fmt_str($pat));
-                my @more = @$lines[$i + 1 .. min($i + 9, $#$lines - 1)];
-                fail("$name - pattern \"$p\" should not match any line in error.log"
-                     . " but matches line \"$ln\"$suffix\n" . join '', @more);
+                my ($ln, $p) = (fmt_str($lines->[$i]), fmt_str($pat));
+                fail("$name - pattern \"$p\" should not match any line in error.log but "
+                     . "matches line \"$ln\"$suffix\n"
+                     . join '', @$lines[$i + 1 .. min($i + 9, $#$lines - 1)]);
             }
         }
-        for my $pat (grep { defined && !$found{$_} } @$pats) {
-            pass("$name - pattern \"" . fmt_str($pat) . "\" does not match a line in error.log$suffix");
-        }
+        pass("$name - pattern \"" . fmt_str($_) . "\" does not match a line in error.log$suffix")
+            for grep { !$found{$_} } @$pats;
     }
 }
 
 sub check_error_log ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
-    my ($must, $must_not) = (scalar $block->error_log, scalar $block->no_error_log);
-    my $lines = error_log_data() || [];
+    my @pats = (scalar $block->error_log, scalar $block->no_error_log);
+    my $lines = error_log_data();
+    check_log_patterns($name, $lines, $pats[0], $pats[1], " (req $rep)");
 
-    check_log_patterns($name, $lines, $must, $must_not, " (req $rep)");
-
-    # like the real one: warn (not fail) about unexpected severe messages
+    # like the real one: only *warn* about these unless a pattern mentions them
     for my $what ('writing a global lua variable', '[alert', '[crit', '[emerg') {
-        next if grep { defined $_ && value_contains($_, $what) } $must, $must_not;
-        (my $re = $what) =~ s/^\[(\w+)$/\\[$1\\]/;
-        for my $line (grep { /$re/ } @$lines) {
-            warn "WARNING: $name - " . fmt_str($line) . "\n";
-        }
+        next if grep { defined $_ && value_contains($_, $what) } @pats;
+        my $re = $what =~ /^\[(\w+)/ ? qr/\[$1\]/ : qr/\Q$what\E/;
+        warn "WARNING: $name - " . fmt_str($_) . "\n" for grep { /$re/ } @$lines;
     }
     for my $line (grep { /\bAssertion .*?failed\b/ } @$lines) {
         Test::More->builder->no_ending(1);
@@ -1156,29 +1039,26 @@ sub check_error_log ($$) {
     }
 }
 
-# shutdown_error_log of the previous block: checked after that nginx exited
+# (no_)shutdown_error_log of the previous block, checked after its nginx exited
 sub check_prev_block_shutdown_error_log () {
     my $block = $PrevBlock or return;
-    my ($must, $must_not) = (scalar $block->shutdown_error_log,
-                             scalar $block->no_shutdown_error_log);
-    return if !defined $must && !defined $must_not;
+    my @pats = (scalar $block->shutdown_error_log, scalar $block->no_shutdown_error_log);
+    return if !grep { defined } @pats;
     my $name = $block->name;
     if ($UseHup || $ENV{TEST_NGINX_NO_CLEAN}) {
-        my $n = (defined $must ? @{ to_patterns($must) } : 0)
-              + (defined $must_not ? @{ to_patterns($must_not) } : 0);
+        my $n = 0;
+        $n += @{ to_patterns($_) } for grep { defined } @pats;
         SKIP: { skip("$name - shutdown_error_log - tests skipped due to dry_run", $n) }
         return;
     }
-    check_log_patterns($name, error_log_data() || [], $must, $must_not, '');
+    check_log_patterns($name, error_log_data(), $pats[0], $pats[1], '');
 }
 
 END {
     return if $InSubprocess;
     local $?;
     cleanup();
-    if (!$NoNginxManager && ($UseValgrind || !$ENV{TEST_NGINX_NO_CLEAN})) {
-        stop_nginx('END');
-    }
+    stop_nginx('END') if !$NoNginxManager && ($UseValgrind || !$ENV{TEST_NGINX_NO_CLEAN});
     check_prev_block_shutdown_error_log();
 }
 

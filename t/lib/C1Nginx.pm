@@ -1,0 +1,88 @@
+package C1Nginx;
+
+# A real nginx for the tests that drive it with real clients (node's
+# openai package, a browser) rather than through Test::Nginx: writes a
+# config around an http-level snippet, starts nginx, stops it at the end.
+# Uses the same environment as Test::Nginx: TEST_NGINX_BINARY,
+# TEST_NGINX_LOAD_MODULES; the port is TEST_NGINX_CLIENT_PORT (1990).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Path qw(make_path remove_tree);
+use IO::Socket::INET;
+use Time::HiRes qw(sleep);
+
+our $Port = $ENV{TEST_NGINX_CLIENT_PORT} || 1990;
+our $Root = abs_path('t') . "/servroot-client";
+our $Binary = $ENV{TEST_NGINX_BINARY} || 'nginx';
+
+my $started;
+
+sub start {
+    my ($http) = @_;
+
+    stop();
+    remove_tree($Root);
+    make_path("$Root/conf", "$Root/logs", "$Root/html");
+
+    my $modules = join '', map { "load_module $_;\n" }
+                  split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
+
+    $http =~ s/\$TEST_NGINX_CLIENT_PORT/$Port/g;
+
+    open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+$modules
+worker_processes 1;
+daemon on;
+master_process off;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+
+events { worker_connections 256; }
+
+http {
+    access_log logs/access.log;
+    default_type text/plain;
+$http
+}
+_EOC_
+    close $fh;
+
+    system($Binary, '-p', "$Root/", '-c', 'conf/nginx.conf') == 0
+        or die "cannot start nginx";
+    $started = 1;
+
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port");
+        if ($s) {
+            close $s;
+            return $Port;
+        }
+        sleep 0.05;
+    }
+
+    die "nginx does not listen on port $Port";
+}
+
+sub error_log {
+    open my $fh, '<', "$Root/logs/error.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+sub stop {
+    return unless $started;
+    $started = 0;
+    system("$Binary -p '$Root/' -c conf/nginx.conf -s stop 2>/dev/null");
+    for (1 .. 100) {
+        last unless -e "$Root/logs/nginx.pid";
+        sleep 0.05;
+    }
+}
+
+END { stop() }
+
+1;
