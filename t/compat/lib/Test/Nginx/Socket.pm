@@ -9,7 +9,7 @@ package Test::Nginx::Socket;
 # timeout, abort, wait, user_files, skip_nginx, ...) with the same semantics,
 # nginx.conf layout and TEST_NGINX_* environment variables as the real one.
 # Sections it does not know are reported with a warning, never silently
-# passed.
+# passed. TEST_NGINX_USE_HUP is not supported (nginx is restarted instead).
 #
 # The real Test::Nginx is always preferred: this copy is only put on @INC
 # (PERL5LIB=t/compat/lib) when `perl -MTest::Nginx::Socket -e1` fails.
@@ -18,14 +18,13 @@ use strict;
 use warnings;
 
 use Test::Base -base;
-use File::Find ();
 use File::Path qw(make_path remove_tree);
 use File::Spec ();
 use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
 use List::Util qw(shuffle min);
-use POSIX qw(SIGQUIT SIGKILL SIGTERM SIGHUP SIGUSR1 WNOHANG EAGAIN);
+use POSIX qw(SIGQUIT SIGKILL SIGTERM WNOHANG EAGAIN);
 use Scalar::Util qw(looks_like_number);
 use Test::LongString qw(is_string);
 use Time::HiRes qw(sleep);
@@ -57,7 +56,6 @@ our $NoNginxManager       = $ENV{TEST_NGINX_NO_NGINX_MANAGER} || 0;
 our $CheckAccumErrLog     = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || 3;
 our $TestNginxSleep       = $ENV{TEST_NGINX_SLEEP} || 0.015;
-our $UseHup               = $ENV{TEST_NGINX_USE_HUP};
 our $UseValgrind          = $ENV{TEST_NGINX_USE_VALGRIND};
 our ($Workers, $WorkerConnections, $RepeatEach, $NoRootLocation) = (1, 64, 1, 0);
 our ($NoLongString, $ConfigPreamble, $DaemonEnabled) = (undef, '', 'on');
@@ -65,11 +63,13 @@ our ($NoLongString, $ConfigPreamble, $DaemonEnabled) = (undef, '', 'on');
 our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers,
      @ResponseBodyChecks);
 our ($NginxVersion, $NginxV, $PrevConfig, $PrevBlock, $ChildPid, $InSubprocess,
-     $ConfigVersion, $ErrLogFilePos, %RandPorts);
-our ($FirstTime, $TotalConnectingTimeouts) = (1, 0);
+     $ErrLogFilePos, %RandPorts);
+our $TotalConnectingTimeouts = 0;
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
+warn "TEST_NGINX_USE_HUP is not supported by the compat Test::Nginx::Socket\n"
+    if $ENV{TEST_NGINX_USE_HUP};
 our $LogDir     = "$ServRoot/logs";
 our $ErrLogFile = "$LogDir/error.log";
 our $PidFile    = "$LogDir/nginx.pid";
@@ -106,7 +106,7 @@ sub no_long_string ()            { $NoLongString = 1 }
 sub no_shuffle ()                { $NoShuffle = 1 }
 sub no_root_location ()          { $NoRootLocation = 1 }
 sub no_nginx_manager ()          { $NoNginxManager = 1 }
-sub use_hup ()                   { $UseHup = 1 }
+sub use_hup ()                   { warn "use_hup: not supported by the compat module\n" }
 sub check_accum_error_log ()     { $CheckAccumErrLog = 1 }
 sub master_on ()                 { $MasterProcessEnabled = 'on' }
 sub master_off ()                { $MasterProcessEnabled = 'off' }
@@ -264,20 +264,12 @@ sub stop_nginx ($) {
 
 # ---- server root, user files, nginx.conf -----------------------------------
 
-sub setup_server_root ($) {
-    my $first_time = shift;
+sub setup_server_root () {
     if (-d $ServRoot) {
         # only remove what we create, in case TEST_NGINX_SERVROOT is misused
-        remove_tree($ConfDir, glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"));
-        if ($UseHup) {
-            File::Find::find({ no_chdir => 1, wanted => sub {
-                return if -d $_ || (!$first_time && /(?:\bnginx\.pid|\.sock|\.crt|\.key)$/);
-                unlink $_ or warn "Failed to remove $_\n";
-            } }, $ServRoot);
-        } else {
-            remove_tree("$ServRoot/cache", $HtmlDir, $LogDir);
-            rmdir $ServRoot or bail_out("Can't remove $ServRoot (not empty?): $!");
-        }
+        remove_tree($ConfDir, glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"),
+                    "$ServRoot/cache", $HtmlDir, $LogDir);
+        rmdir $ServRoot or bail_out("Can't remove $ServRoot (not empty?): $!");
     }
     for my $dir ($ServRoot, $LogDir, $HtmlDir, $ConfDir) {
         -d $dir or mkdir $dir or bail_out("Failed to do mkdir $dir\n");
@@ -332,7 +324,6 @@ sub write_config_file ($$) {
     my $server_name = $block->server_name // $ServerName;
     $config //= '';
 
-    master_on() if $UseHup;    # reloading is buggy with master off
     if ($LoadModules) {
         $main_config = join ' ', (map { "load_module $_;" } grep { $_ } split /\s+/, $LoadModules),
                             $main_config;
@@ -355,17 +346,9 @@ sub write_config_file ($$) {
             index index.html index.htm;
         }
 _EOC_
-    my $version_server = !$UseHup ? '' : <<_EOC_;
-    server {
-        listen          $ServerPort;
-        server_name     'Test-Nginx';
-        location = /ver {
-            return 200 '$ConfigVersion';
-        }
-    }
-_EOC_
-    my $user = $> == 0 ? "user root;\n" : '';
 
+    # keep the real one's line layout: error messages and Lua chunk names
+    # (e.g. "content_by_lua(nginx.conf:40)") contain nginx.conf line numbers
     open my $out, '>', $ConfFile or bail_out("Can't open $ConfFile for writing: $!\n");
     print $out <<_EOC_;
 worker_processes  $Workers;
@@ -373,11 +356,14 @@ daemon $DaemonEnabled;
 master_process $MasterProcessEnabled;
 error_log $ErrLogFile $LogLevel;
 pid       $PidFile;
-$env
+$env#env LUA_PATH;
+#env LUA_CPATH;
+
 $main_config
 
 http {
     access_log $LogDir/access.log; @temp
+    #access_log off;
 
     default_type text/plain;
     keepalive_timeout  68000ms;
@@ -385,9 +371,11 @@ http {
 $http_config
     server {
         listen          $ServerPort;
+        #placeholder
         server_name     '$server_name';
-
+        
         client_max_body_size 30M;
+        #client_body_buffer_size 4k;
 
         # Begin preamble config...
 $ConfigPreamble
@@ -398,9 +386,11 @@ $config
         # End test case config.
 
 $root_location    }
-$version_server}
+}
 
 $post_main_config
+
+#timer_resolution 100ms;
 
 events {
     accept_mutex off;
@@ -410,8 +400,8 @@ events {
 env ASAN_OPTIONS;
 env MOCKNOEAGAIN_VERBOSE;
 env MOCKNOEAGAIN;
-$user
 _EOC_
+    print $out "user root;\n" if $> == 0;
     close $out;
 }
 
@@ -480,43 +470,6 @@ sub start_nginx ($$) {
     return 1;
 }
 
-# TEST_NGINX_USE_HUP: reload the running nginx instead of restarting it.
-sub hup_reload ($$) {
-    my ($block, $config) = @_;
-    my $pid = read_pid();
-    return 0 if !is_running($pid);
-    setup_server_root(0);
-    write_user_files($block);
-    write_config_file($block, $config);
-    kill(SIGUSR1, $pid) or return 0;
-    sleep $TestNginxSleep;
-    kill(SIGHUP, $pid) or return 0;
-    sleep $TestNginxSleep * 3;
-
-    # wait until all workers run the new configuration (20 hits in a row)
-    my $nsucc = 0;
-    for my $try (1 .. 200) {
-        my $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr, PeerPort => $ServerPort,
-                                         Proto => 'tcp', Timeout => 2);
-        my $resp = '';
-        if ($sock) {
-            print $sock "GET /ver HTTP/1.0\r\nHost: Test-Nginx\r\n\r\n";
-            $resp = do { local $/; <$sock> } // '';
-            close $sock;
-        }
-        if ($resp =~ /\r\n\r\n\Q$ConfigVersion\E$/) {
-            next if ++$nsucc < 20;
-            check_prev_block_shutdown_error_log();
-            return 1;
-        }
-        $nsucc = 0;
-        sleep min(($TestNginxSleep + $TestNginxSleep * $try) * $try / 2, 1);
-    }
-    Test::More->builder->no_ending(1);
-    fail($block->name . " - failed to reload configuration after 200 failed test requests");
-    return 1;
-}
-
 # ---- running the blocks ----------------------------------------------------
 
 sub run_tests () {
@@ -543,8 +496,6 @@ sub run_test ($) {
     warn "WARNING: $name - section(s) not supported by the compat "
         . "Test::Nginx::Socket (t/compat/lib), ignored: @unknown\n" if @unknown;
 
-    my $first_time = $FirstTime;
-    $FirstTime = 0;
     %RandPorts = ();
 
     my $config = expand_env(scalar $block->config, $name);
@@ -552,7 +503,6 @@ sub run_test ($) {
     my $block_log_level = $block->log_level;
     local $LogLevel = $block_log_level || $LogLevel;
     local $UseValgrind = defined $must_die ? undef : $UseValgrind;
-    local $UseHup = defined $must_die ? undef : $UseHup;
     local $DaemonEnabled = $UseValgrind ? 'off' : 'on';
 
     my ($should_skip, $tests_to_skip, $skip_reason);
@@ -576,15 +526,12 @@ sub run_test ($) {
     }
     if ($should_restart && !$should_skip) {
         $PrevConfig = $config;
-        $ConfigVersion = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 10 if $UseHup;
-        if (!$UseHup || $first_time || !hup_reload($block, $config)) {
-            stop_nginx($name);
-            check_prev_block_shutdown_error_log();
-            setup_server_root($first_time);
-            write_user_files($block);
-            write_config_file($block, $config);
-            return if !start_nginx($block, $must_die);
-        }
+        stop_nginx($name);
+        check_prev_block_shutdown_error_log();
+        setup_server_root();
+        write_user_files($block);
+        write_config_file($block, $config);
+        return if !start_nginx($block, $must_die);
     }
 
     if (defined(my $init = $block->init)) {
@@ -1045,7 +992,7 @@ sub check_prev_block_shutdown_error_log () {
     my @pats = (scalar $block->shutdown_error_log, scalar $block->no_shutdown_error_log);
     return if !grep { defined } @pats;
     my $name = $block->name;
-    if ($UseHup || $ENV{TEST_NGINX_NO_CLEAN}) {
+    if ($ENV{TEST_NGINX_NO_CLEAN}) {
         my $n = 0;
         $n += @{ to_patterns($_) } for grep { defined } @pats;
         SKIP: { skip("$name - shutdown_error_log - tests skipped due to dry_run", $n) }
