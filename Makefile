@@ -14,7 +14,9 @@ SRC_DIR     := ngx_http_c1_module
 SRCS        := $(wildcard $(SRC_DIR)/*.c $(SRC_DIR)/*.h) config
 PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_request.c \
-               $(SRC_DIR)/ngx_http_c1_answer.c
+               $(SRC_DIR)/ngx_http_c1_answer.c \
+               $(SRC_DIR)/ngx_http_c1_sse.c \
+               $(SRC_DIR)/ngx_http_c1_relay.c
 
 CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \

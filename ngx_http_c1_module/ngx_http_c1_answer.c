@@ -16,7 +16,6 @@
                  __VA_ARGS__)
 
 
-static long c1_number(cJSON *obj, const char *name);
 
 
 int
@@ -49,9 +48,9 @@ c1_answer_extract(const unsigned char *in, size_t len, c1_mode_e mode,
     usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
 
     if (cJSON_IsObject(usage)) {
-        out->prompt_tokens = c1_number(usage, "prompt_tokens");
-        out->completion_tokens = c1_number(usage, "completion_tokens");
-        out->total_tokens = c1_number(usage, "total_tokens");
+        out->prompt_tokens = c1_json_count(usage, "prompt_tokens");
+        out->completion_tokens = c1_json_count(usage, "completion_tokens");
+        out->total_tokens = c1_json_count(usage, "total_tokens");
     }
 
     choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
@@ -158,17 +157,3 @@ c1_upstream_error(int status, const unsigned char *in, size_t len,
     return C1_ERROR;
 }
 
-
-static long
-c1_number(cJSON *obj, const char *name)
-{
-    cJSON  *n;
-
-    n = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-    if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > 1e15) {
-        return -1;
-    }
-
-    return (long) n->valuedouble;
-}

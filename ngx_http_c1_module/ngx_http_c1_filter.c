@@ -18,6 +18,8 @@ static ngx_int_t ngx_http_c1_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_c1_collect(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_c1_relay(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_chain_t *in);
 static ngx_http_c1_ctx_t *ngx_http_c1_sr_ctx(ngx_http_request_t *r);
 
 
@@ -79,6 +81,26 @@ ngx_http_c1_header_filter(ngx_http_request_t *r)
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "c1: C1 answered HTTP %ui", ctx->status);
+
+        /* a stream asked for and given (not a JSON answer): relay it */
+
+        if (ctx->stream && ctx->status == NGX_HTTP_OK && !ctx->streaming
+            && !(r->headers_out.content_type.len >= 16
+                 && ngx_strncasecmp(r->headers_out.content_type.data,
+                                    (u_char *) "application/json", 16)
+                    == 0))
+        {
+            lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_c1_module);
+
+            ctx->streaming = 1;
+            c1_relay_init(&ctx->relay, ctx->mode, lcf->max_response_size);
+
+            /* each event must reach us as soon as C1 sends it */
+
+            if (r->upstream) {
+                r->upstream->buffering = 0;
+            }
+        }
 
         return ngx_http_next_header_filter(r);
     }
@@ -161,11 +183,15 @@ ngx_http_c1_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_chain_t        *cl, out;
     ngx_http_c1_ctx_t  *ctx;
 
+    ctx = ngx_http_c1_sr_ctx(r);
+
+    if (ctx != NULL && ctx->streaming) {
+        return ngx_http_c1_relay(r, ctx, in);
+    }
+
     if (in == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
-
-    ctx = ngx_http_c1_sr_ctx(r);
 
     if (ctx != NULL) {
         return ngx_http_c1_collect(r, ctx, in);
@@ -282,6 +308,139 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         ngx_memcpy(ctx->buf + ctx->len, b->pos, n);
         ctx->len += n;
         b->pos = b->last;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * C1's stream, relayed as its events complete.  Upstream buffers are read
+ * whole and given back at once (the parser keeps a cut line in memory of
+ * its own); while the client has not taken what was sent before, they are
+ * held unread, so that nginx stops reading from C1 too.
+ */
+
+static ngx_int_t
+ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    int          rc;
+    size_t       len;
+    ngx_int_t    n;
+    ngx_buf_t   *b;
+    ngx_uint_t   last;
+    ngx_chain_t *cl, *ln, *out;
+
+    if (in && ngx_chain_add_copy(r->pool, &ctx->in, in) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->busy) {
+        n = ngx_http_next_body_filter(r, NULL);
+
+        out = NULL;
+        ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &out,
+                                (ngx_buf_tag_t) &ngx_http_c1_module);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->busy) {
+            return NGX_OK;
+        }
+    }
+
+    last = 0;
+    rc = C1_OK;
+
+    for (cl = ctx->in; cl; cl = ln) {
+        ln = cl->next;
+        b = cl->buf;
+
+        if (rc == C1_OK && ngx_buf_in_memory(b) && b->last > b->pos) {
+            rc = c1_relay_feed(&ctx->relay, b->pos, b->last - b->pos);
+        }
+
+        if (b->last_in_chain || b->last_buf) {
+            last = 1;
+        }
+
+        b->pos = b->last;
+        b->file_pos = b->file_last;
+
+        ngx_free_chain(r->pool, cl);
+    }
+
+    ctx->in = NULL;
+
+    if (rc == C1_NOMEM) {
+        return NGX_ERROR;
+    }
+
+    if (last && rc == C1_OK) {
+        rc = c1_relay_end(&ctx->relay);
+
+        if (rc == C1_NOMEM) {
+            return NGX_ERROR;
+        }
+
+        ctx->ended = (rc == C1_OK);
+    }
+
+    len = ctx->relay.out.len;
+
+    if (len) {
+        if (!ctx->started && ngx_http_c1_start_stream(r->main, ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        b = cl->buf;
+
+        if ((size_t) (b->end - b->start) < len) {
+            if (b->start) {
+                ngx_pfree(r->pool, b->start);
+            }
+
+            b->start = ngx_palloc(r->pool, ngx_max(len, 8192));
+            if (b->start == NULL) {
+                return NGX_ERROR;
+            }
+
+            b->end = b->start + ngx_max(len, 8192);
+        }
+
+        b->pos = b->start;
+        b->last = ngx_cpymem(b->pos, ctx->relay.out.data, len);
+        b->temporary = 1;
+        b->flush = 1;
+        b->tag = (ngx_buf_tag_t) &ngx_http_c1_module;
+
+        ctx->relay.out.len = 0;
+
+        n = ngx_http_next_body_filter(r, cl);
+
+        ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &cl,
+                                (ngx_buf_tag_t) &ngx_http_c1_module);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (rc == C1_ERROR && !ctx->ended) {
+
+        /* garbage or an error from C1: stop reading it */
+
+        ctx->aborted = 1;
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -247,3 +247,20 @@ c1_error_render(const c1_error_t *err, size_t *len)
 
     return out;
 }
+
+
+/* a token count from C1's usage object; -1 when it is not one */
+
+long
+c1_json_count(cJSON *obj, const char *name)
+{
+    cJSON  *n;
+
+    n = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > 1e15) {
+        return -1;
+    }
+
+    return (long) n->valuedouble;
+}

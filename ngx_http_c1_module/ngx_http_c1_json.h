@@ -16,6 +16,7 @@
 cJSON *c1_json_parse(const unsigned char *in, size_t len,
     const char **problem);
 cJSON *c1_json_string(const c1_str_t *s);
+long c1_json_count(cJSON *obj, const char *name);
 
 
 #endif /* _NGX_HTTP_C1_JSON_H_INCLUDED_ */

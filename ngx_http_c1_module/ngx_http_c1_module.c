@@ -207,6 +207,8 @@ ngx_http_c1_cleanup(void *data)
         ngx_free(ctx->buf);
         ctx->buf = NULL;
     }
+
+    c1_relay_free(&ctx->relay);
 }
 
 
@@ -707,6 +709,10 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     c1_answer_t          answer;
     ngx_pool_cleanup_t  *cln;
 
+    if (ctx->streaming) {
+        return ngx_http_c1_finish_stream(r, ctx);
+    }
+
     if (ctx->too_large) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "c1: C1's answer is larger than "
@@ -798,6 +804,138 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     return ngx_http_c1_send(r, NGX_HTTP_OK, &ngx_http_c1_type_text,
                             (u_char *) answer.content, answer.content_len);
+}
+
+
+/* the client's header for a relayed stream, sent with its first piece */
+
+ngx_int_t
+ngx_http_c1_start_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    ctx->own = 1;
+    ctx->started = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = -1;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-cache, no-transform");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Accel-Buffering");
+    ngx_str_set(&h->value, "no");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * C1's stream is over.  If the client has had nothing yet, it gets a
+ * status of its own (an error before any content is a plain JSON error);
+ * otherwise its stream ends: with [DONE] or an error event in OpenAI mode,
+ * and, for a prompt stream that failed, by closing the connection without
+ * the last chunk, so that the client sees the answer was cut.
+ */
+
+ngx_int_t
+ngx_http_c1_finish_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    size_t        len;
+    ngx_buf_t    *b;
+    c1_error_t    err, *e;
+    ngx_chain_t   out;
+
+    e = NULL;
+
+    if (ctx->relay.failed) {
+        e = &ctx->relay.err;
+
+    } else if (!ctx->ended) {
+        e = &err;
+
+        if (ctx->sr_rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+            c1_error_set(e, NGX_HTTP_GATEWAY_TIME_OUT, "upstream_error",
+                         "c1_timeout", NULL, "C1 did not answer in time");
+
+        } else {
+            c1_error_set(e, NGX_HTTP_BAD_GATEWAY, "upstream_error",
+                         "c1_stream_broken", NULL, "C1's stream broke off");
+        }
+
+    } else if (!ctx->started && ctx->relay.events == 0) {
+        e = &err;
+        c1_error_set(e, NGX_HTTP_BAD_GATEWAY, "upstream_error",
+                     "bad_upstream_stream", NULL,
+                     "C1's stream ended without any event");
+    }
+
+    if (e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "c1: %s%s",
+                      e->message, ctx->started ? ", after the client's "
+                                                 "stream began" : "");
+    }
+
+    if (!ctx->started) {
+        if (e) {
+            return ngx_http_c1_send_error(r, e);
+        }
+
+        if (ngx_http_c1_start_stream(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (e && ctx->mode == C1_MODE_PROMPT) {
+        r->keepalive = 0;
+        return NGX_ERROR;
+    }
+
+    if (c1_relay_close(&ctx->relay, e) != C1_OK) {
+        return NGX_ERROR;
+    }
+
+    len = ctx->relay.out.len;
+
+    b = len ? ngx_create_temp_buf(r->pool, len) : ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (len) {
+        b->last = ngx_cpymem(b->pos, ctx->relay.out.data, len);
+        ctx->relay.out.len = 0;
+    }
+
+    b->last_buf = 1;
+    b->flush = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }
 
 

@@ -48,6 +48,11 @@ typedef struct {
 
     ngx_str_t                  error;           /* JSON replacing a page */
 
+    c1_relay_t                 relay;           /* a stream being relayed */
+    ngx_chain_t               *in;              /* C1's bufs not yet read */
+    ngx_chain_t               *free;
+    ngx_chain_t               *busy;
+
     unsigned                   stream:1;
     unsigned                   own:1;           /* our answer: let it be */
     unsigned                   replace:1;       /* replace nginx's page */
@@ -57,6 +62,9 @@ typedef struct {
     unsigned                   broken:1;        /* C1 failed after header */
     unsigned                   aborted:1;       /* we stopped C1 */
     unsigned                   answered:1;
+    unsigned                   streaming:1;     /* C1 streams to us */
+    unsigned                   started:1;       /* the client has a header */
+    unsigned                   ended:1;         /* C1's stream ended well */
 } ngx_http_c1_ctx_t;
 
 
@@ -68,6 +76,10 @@ ngx_int_t ngx_http_c1_send_error(ngx_http_request_t *r, c1_error_t *err);
 ngx_int_t ngx_http_c1_error_json(ngx_http_request_t *r, c1_error_t *err,
     ngx_str_t *json);
 ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_c1_start_stream(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+ngx_int_t ngx_http_c1_finish_stream(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

@@ -84,6 +84,43 @@ typedef struct {
 } c1_answer_t;
 
 
+/* a growable byte buffer */
+typedef struct {
+    unsigned char        *data;            /* c1_free() */
+    size_t                len;
+    size_t                cap;
+} c1_buf_t;
+
+
+/* a Server-Sent Events parser fed in pieces cut anywhere */
+typedef int (*c1_sse_event_pt)(void *data, const unsigned char *event,
+    size_t len);
+
+typedef struct {
+    c1_buf_t              line;            /* a line cut across feeds */
+    c1_buf_t              event;           /* the data of this event */
+    size_t                max;             /* the largest event taken */
+    unsigned              cr:1;            /* the last byte was '\r' */
+    unsigned              started:1;
+    unsigned              has_data:1;
+} c1_sse_t;
+
+
+/* C1's stream turned into what the client gets */
+typedef struct {
+    c1_sse_t              sse;
+    c1_mode_e             mode;
+    c1_buf_t              out;             /* bytes for the client */
+    c1_error_t            err;             /* why it failed */
+    unsigned long         events;
+    long                  prompt_tokens;   /* -1: unknown */
+    long                  completion_tokens;
+    long                  total_tokens;
+    unsigned              done:1;          /* [DONE] seen */
+    unsigned              failed:1;        /* garbage or an error event */
+} c1_relay_t;
+
+
 #define C1_OK        0
 #define C1_ERROR    -1
 #define C1_NOMEM    -2
@@ -111,6 +148,22 @@ int c1_answer_extract(const unsigned char *in, size_t len, c1_mode_e mode,
 
 int c1_upstream_error(int status, const unsigned char *in, size_t len,
     c1_error_t *err);
+
+
+int c1_buf_append(c1_buf_t *b, const void *data, size_t len);
+void c1_buf_free(c1_buf_t *b);
+
+void c1_sse_init(c1_sse_t *p, size_t max);
+int c1_sse_feed(c1_sse_t *p, const unsigned char *in, size_t len,
+    c1_sse_event_pt handler, void *data);
+int c1_sse_end(c1_sse_t *p, c1_sse_event_pt handler, void *data);
+void c1_sse_free(c1_sse_t *p);
+
+void c1_relay_init(c1_relay_t *r, c1_mode_e mode, size_t max_event);
+int c1_relay_feed(c1_relay_t *r, const unsigned char *in, size_t len);
+int c1_relay_end(c1_relay_t *r);
+int c1_relay_close(c1_relay_t *r, const c1_error_t *err);
+void c1_relay_free(c1_relay_t *r);
 
 
 #endif /* _NGX_HTTP_C1_PROTO_H_INCLUDED_ */

@@ -9,7 +9,9 @@ package Test::Nginx::Socket;
 # timeout, abort, wait, user_files, skip_nginx, ...) with the same semantics,
 # nginx.conf layout and TEST_NGINX_* environment variables as the real one.
 # Sections it does not know are reported with a warning, never silently
-# passed. TEST_NGINX_USE_HUP is not supported (nginx is restarted instead).
+# passed. Not supported: TEST_NGINX_USE_HUP (nginx is restarted instead),
+# no_nginx_manager, request packet arrays (use raw_request eval), HTTP/2/3,
+# stap, check-leak/benchmark modes.
 #
 # The real Test::Nginx is always preferred: this copy is only put on @INC
 # (PERL5LIB=t/compat/lib) when `perl -MTest::Nginx::Socket -e1` fails.
@@ -52,7 +54,6 @@ our $ServerPortForClient  = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
 our $LogLevel             = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
 our $MasterProcessEnabled = $ENV{TEST_NGINX_MASTER_PROCESS} || 'off';
 our $NoShuffle            = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
-our $NoNginxManager       = $ENV{TEST_NGINX_NO_NGINX_MANAGER} || 0;
 our $CheckAccumErrLog     = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || 3;
 our $TestNginxSleep       = $ENV{TEST_NGINX_SLEEP} || 0.015;
@@ -64,12 +65,12 @@ our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers,
      @ResponseBodyChecks);
 our ($NginxVersion, $NginxV, $PrevConfig, $PrevBlock, $ChildPid, $InSubprocess,
      $ErrLogFilePos, %RandPorts);
-our $TotalConnectingTimeouts = 0;
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
-warn "TEST_NGINX_USE_HUP is not supported by the compat Test::Nginx::Socket\n"
-    if $ENV{TEST_NGINX_USE_HUP};
+for my $v (grep { $ENV{$_} } qw(TEST_NGINX_USE_HUP TEST_NGINX_NO_NGINX_MANAGER)) {
+    warn "$v is not supported by the compat Test::Nginx::Socket, ignored\n";
+}
 our $LogDir     = "$ServRoot/logs";
 our $ErrLogFile = "$LogDir/error.log";
 our $PidFile    = "$LogDir/nginx.pid";
@@ -80,12 +81,11 @@ our $ConfFile   = "$ConfDir/nginx.conf";
 # the sections implemented here; any other one triggers a warning
 my %Known = map { $_ => 1 } qw(
     config http_config main_config post_main_config server_name log_level
-    request raw_request pipelined_requests more_headers raw_request_middle_delay
-    error_code error_code_like response_body response_body_like
-    response_body_unlike response_headers response_headers_like
-    ignore_response error_log no_error_log shutdown_error_log
-    no_shutdown_error_log must_die timeout abort wait user_files skip_nginx
-    skip_eval init shutdown suppress_stderr no_check_leak ONLY SKIP LAST
+    request raw_request pipelined_requests more_headers error_code
+    response_body response_body_like response_body_unlike response_headers
+    response_headers_like ignore_response error_log no_error_log
+    shutdown_error_log no_shutdown_error_log must_die timeout abort wait
+    user_files skip_nginx suppress_stderr no_check_leak ONLY SKIP LAST
 );
 
 # ---- exported configuration functions -------------------------------------
@@ -105,8 +105,8 @@ sub config_preamble ($)          { $ConfigPreamble = shift }
 sub no_long_string ()            { $NoLongString = 1 }
 sub no_shuffle ()                { $NoShuffle = 1 }
 sub no_root_location ()          { $NoRootLocation = 1 }
-sub no_nginx_manager ()          { $NoNginxManager = 1 }
-sub use_hup ()                   { warn "use_hup: not supported by the compat module\n" }
+sub no_nginx_manager ()          { warn "no_nginx_manager: not supported, ignored\n" }
+sub use_hup ()                   { warn "use_hup: not supported, ignored\n" }
 sub check_accum_error_log ()     { $CheckAccumErrLog = 1 }
 sub master_on ()                 { $MasterProcessEnabled = 'on' }
 sub master_off ()                { $MasterProcessEnabled = 'off' }
@@ -506,11 +506,6 @@ sub run_test ($) {
     local $DaemonEnabled = $UseValgrind ? 'off' : 'on';
 
     my ($should_skip, $tests_to_skip, $skip_reason);
-    if (($block->skip_eval // '') =~ /^\s*(\d+)\s*:\s*(.*)/s) {
-        ($tests_to_skip, $skip_reason) = ($1, 'skip_eval');
-        $should_skip = eval $2;
-        bail_out("$name - skip_eval - failed to eval the Perl code \"$2\": $@") if $@;
-    }
     if (defined(my $spec = $block->skip_nginx)) {
         $spec =~ /^\s*(\d+)\s*:\s*([<>]=?)\s*(\d+)\.(\d+)\.(\d+)(?:\s*:\s*(.*))?\s*$/
             or bail_out("$name - Invalid --- skip_nginx spec: $spec");
@@ -518,13 +513,10 @@ sub run_test ($) {
         $should_skip = eval "$NginxVersion $2 " . get_canon_version($3, $4, $5);
     }
 
-    my $should_restart = !$NoNginxManager;
-    if (!defined $config) {    # keep the previous block's nginx running
+    if (!defined $config) {    # then the previous block's nginx keeps running
         bail_out("$name - No '--- config' section specified and could not get previous one.")
-            if !$NoNginxManager && !defined $PrevConfig;
-        $should_restart = 0;
-    }
-    if ($should_restart && !$should_skip) {
+            if !defined $PrevConfig;
+    } elsif (!$should_skip) {
         $PrevConfig = $config;
         stop_nginx($name);
         check_prev_block_shutdown_error_log();
@@ -532,11 +524,6 @@ sub run_test ($) {
         write_user_files($block);
         write_config_file($block, $config);
         return if !start_nginx($block, $must_die);
-    }
-
-    if (defined(my $init = $block->init)) {
-        eval $init;
-        bail_out("$name - init failed: $@") if $@;
     }
 
     $ErrLogFilePos = 0;
@@ -673,8 +660,7 @@ sub connect_server ($$) {
                                           PeerPort => $ServerPortForClient, Timeout => $timeout);
         return $sock if $sock;
         my $err = "Can't connect to $ServerAddr:$ServerPortForClient: $!";
-        if ($tries > ($TotalConnectingTimeouts ? 20 : 50)) {
-            bail_out("$name - $err (aborted)\n") if ++$TotalConnectingTimeouts >= 3;
+        if ($tries > 50) {
             Test::More->builder->no_ending(1);
             fail("$name - $err (aborted)\n");
             return undef;
@@ -698,7 +684,6 @@ sub send_request ($$$) {
     my @bits = @$packets;
     my ($buf, $off, $resp, $writing) = (shift(@bits) // '', 0, '', 1);
     my $sel = IO::Select->new($sock);
-    my $delay = $block->raw_request_middle_delay;
 
     IO: while (1) {
         my ($r, $w) = IO::Select->select($sel, $writing ? $sel : undef, undef, $timeout);
@@ -722,11 +707,8 @@ sub send_request ($$$) {
                 last IO;
             } elsif (@bits) {
                 ($buf, $off) = (shift @bits, 0);
-                sleep $delay if $delay;
             } else {
                 $writing = 0;
-                my $how = $block->shutdown;
-                shutdown($sock, $how eq '' ? 1 : $how) if defined $how;
             }
         }
         next if !$r || !@$r;
@@ -814,16 +796,9 @@ sub get_indexed_value ($$$$) {
 sub check_error_code ($$$$) {
     my ($block, $res, $idx, $need_array) = @_;
     my $name = $block->name;
-    my $got = ($res && $res->code) || '';
-    if (defined $block->error_code_like) {
-        my $pat = get_indexed_value($name, scalar $block->error_code_like, $idx, $need_array);
-        like($got, qr/$pat/sm, "$name - status code ok");
-    } elsif (defined $block->error_code) {
-        is($got, get_indexed_value($name, scalar $block->error_code, $idx, $need_array),
-           "$name - status code ok");
-    } else {
-        is($got, 200, "$name - status code ok");
-    }
+    my $expected = defined $block->error_code
+        ? get_indexed_value($name, scalar $block->error_code, $idx, $need_array) : 200;
+    is(($res && $res->code) || '', $expected, "$name - status code ok");
 }
 
 sub parse_headers ($) {    # "Name: value" lines; "!Name" => undef (absent)
@@ -1005,7 +980,7 @@ END {
     return if $InSubprocess;
     local $?;
     cleanup();
-    stop_nginx('END') if !$NoNginxManager && ($UseValgrind || !$ENV{TEST_NGINX_NO_CLEAN});
+    stop_nginx('END') if $UseValgrind || !$ENV{TEST_NGINX_NO_CLEAN};
     check_prev_block_shutdown_error_log();
 }
 
