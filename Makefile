@@ -3,6 +3,7 @@
 #   make            build build/ngx_http_c1_module.so against Debian's nginx
 #   make test       install what is missing (as root), build, run the suite
 #   make unit       the protocol units' own tests
+#   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make clean
 
 SHELL := /bin/bash
@@ -30,7 +31,15 @@ export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
     /usr/lib/nginx/modules/ndk_http_module.so \
     /usr/lib/nginx/modules/ngx_http_lua_module.so
 
-.PHONY: all deps test unit clean
+FUZZERS     := relay request answer
+FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined -I$(SRC_DIR)
+FUZZ_SECONDS ?= 300
+# what make test gives each harness
+FUZZ_CI_SECONDS ?= 20
+
+.PHONY: all deps test unit fuzz fuzz-ci clean
 
 all: $(MODULE)
 
@@ -55,6 +64,16 @@ $(BUILD)/c1_unit: t/unit/c1_unit.c $(PROTO_SRCS) $(wildcard $(SRC_DIR)/*.h)
 unit: $(BUILD)/c1_unit
 	$(BUILD)/c1_unit
 
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PROTO_SRCS) $(wildcard $(SRC_DIR)/*.h)
+	mkdir -p $(BUILD)/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRCS) -lcjson
+
+fuzz: $(FUZZ_BINS)
+	util/fuzz $(FUZZ_SECONDS)
+
+fuzz-ci: $(FUZZ_BINS)
+	util/fuzz $(FUZZ_CI_SECONDS)
+
 deps:
 	@util/deps
 
@@ -64,6 +83,7 @@ test: deps all $(BUILD)/c1_unit
 	    export PERL5LIB=$(CURDIR)/t/compat/lib$${PERL5LIB:+:$$PERL5LIB}; \
 	fi; \
 	prove -r t/
+	$(MAKE) -s fuzz-ci
 
 clean:
 	rm -rf $(BUILD) t/servroot*

@@ -7,12 +7,13 @@ use Test::More;
 use JSON::PP;
 use lib 't/lib';
 use C1Nginx;
+use C1Mock;
 
 if (!-d 't/js/node_modules/openai') {
     plan skip_all => 't/js/node_modules/openai is missing: run util/deps';
 }
 
-my $port = C1Nginx::start(<<'_EOC_');
+my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
     server {
         listen 127.0.0.1:$TEST_NGINX_CLIENT_PORT;
 
@@ -26,6 +27,21 @@ my $port = C1Nginx::start(<<'_EOC_');
         location = /_c1 {
             internal;
             proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock;
+        }
+
+        location = /stream/v1/chat/completions { c1_pass /_c1_sse; }
+        location = /broken/v1/chat/completions { c1_pass /_c1_broken; }
+
+        location = /_c1_sse {
+            internal;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?usage=1&crlf=1;
+        }
+
+        location = /_c1_broken {
+            internal;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?after=3&reset=1;
         }
 
         location = /_c1_403 {
@@ -57,13 +73,12 @@ my $port = C1Nginx::start(<<'_EOC_');
                 }))
             }
         }
-    }
 _EOC_
 
 sub run_client {
     my ($path, $case) = @_;
     my $out = `node t/js/openai-client.mjs http://127.0.0.1:$port$path $case 2>&1`;
-    my $res = eval { decode_json($out) };
+    my $res = eval { JSON::PP->new->decode($out) };   # bytes kept as bytes
     ok($res, "$case: the client printed JSON") or diag($out);
     return $res || {};
 }
@@ -94,6 +109,20 @@ ok($r->{thrown}, 'bad_request: the client throws');
 is($r->{status}, 400, 'bad_request: status');
 is($r->{code}, 'invalid_messages', 'bad_request: code');
 is($r->{param}, 'messages', 'bad_request: param');
+
+$r = run_client('/stream/v1', 'stream');
+is($r->{content}, $C1Mock::StreamText, 'stream: the deltas, whole');
+is($r->{chunks}, 10, 'stream: every chunk, one by one');
+is($r->{finish}, 'stop', 'stream: finish_reason');
+is_deeply($r->{usage},
+          { prompt_tokens => 12, completion_tokens => 34, total_tokens => 46 },
+          'stream: usage chunk');
+
+$r = run_client('/broken/v1', 'stream_broken');
+ok($r->{thrown}, 'stream broken: the iterator throws');
+is($r->{message}, "C1's stream broke off", 'stream broken: our error event');
+is($r->{content}, "<content thesys=\"true\">{&quot;component&quot;:",
+   'stream broken: the deltas before the break arrived');
 
 unlike(C1Nginx::error_log(), qr/\[(?:alert|crit|emerg)\]/,
        'no alert in the error log');

@@ -50,6 +50,45 @@ const cases = {
         }
     },
 
+    async stream() {
+        const stream = await client.chat.completions.create({
+            model: "x",
+            messages: [{ role: "user", content: "hi" }],
+            stream: true,
+            stream_options: { include_usage: true },
+        });
+        let content = "";
+        let chunks = 0;
+        let usage = null;
+        let finish = null;
+        for await (const chunk of stream) {
+            chunks++;
+            if (chunk.usage) usage = chunk.usage;
+            const choice = chunk.choices[0];
+            if (choice?.delta?.content) content += choice.delta.content;
+            if (choice?.finish_reason) finish = choice.finish_reason;
+        }
+        return { content, chunks, usage, finish };
+    },
+
+    async stream_broken() {
+        let content = "";
+        try {
+            const stream = await client.chat.completions.create({
+                model: "x",
+                messages: [{ role: "user", content: "hi" }],
+                stream: true,
+            });
+            for await (const chunk of stream) {
+                content += chunk.choices[0]?.delta?.content ?? "";
+            }
+            return { thrown: false, content };
+        } catch (e) {
+            return { thrown: true, name: e.constructor.name, content,
+                     message: e.error?.message ?? e.message };
+        }
+    },
+
     async bad_request() {
         try {
             await client.chat.completions.create({ model: "x", messages: [] });

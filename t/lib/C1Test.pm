@@ -1,179 +1,23 @@
 package C1Test;
 
-# Shared parts of the Test::Nginx suite: a mock C1 upstream made of Lua
-# locations, added to every test block's server, and default checks.
-#
-# The mock answers like C1 (a chat.completion) and lets a test assert
-# exactly what C1 received:
-#   /mock/echo-body     content = the request body, byte for byte
-#   /mock/echo-headers  content = "METHOD URI" then the request headers,
-#                       one "name: value" line each, sorted
-#   /mock/answer?len=N  content = N bytes of "x"
-#   /mock/sse           a chat.completion.chunk stream of @Pieces, shaped
-#                       by arguments: crlf, ids, comments, events (id:,
-#                       ": ", event:/retry: lines), nodone, usage,
-#                       bytewise (every byte its own write), delay=MS
-#                       between events; after=N then one of: reset,
-#                       garbage, hang, error (what C1 does after N pieces)
-# Tests that need other behaviour write their own mock location.
+# Shared parts of the Test::Nginx suite: the mock C1 upstream of C1Mock,
+# added to every test block's server, and default checks.
 
 use strict;
 use warnings;
 
 use Test::Nginx::Socket ();
+use C1Mock;
 
-our $MockLocations = <<'_EOC_';
-    location = /mock/echo-body {
-        content_by_lua_block {
-            local cjson = require "cjson"
-            ngx.req.read_body()
-            local body = ngx.req.get_body_data()
-            if not body then
-                local f = io.open(ngx.req.get_body_file(), "rb")
-                body = f:read("*a")
-                f:close()
-            end
-            ngx.header["Content-Type"] = "application/json"
-            ngx.print('{"id":"chatcmpl-mock","object":"chat.completion",'
-                .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
-                .. '"message":{"role":"assistant","content":'
-                .. cjson.encode(body) .. '},"finish_reason":"stop"}],'
-                .. '"usage":{"prompt_tokens":11,"completion_tokens":22,'
-                .. '"total_tokens":33}}')
-        }
-    }
+our $StreamText = $C1Mock::StreamText;
 
-    location = /mock/echo-headers {
-        content_by_lua_block {
-            local cjson = require "cjson"
-            ngx.req.read_body()
-            local h = ngx.req.get_headers(100, true)
-            local names = {}
-            for k in pairs(h) do names[#names + 1] = k end
-            table.sort(names, function(a, b) return a:lower() < b:lower() end)
-            local lines = { ngx.req.get_method() .. " " .. ngx.var.request_uri }
-            for _, k in ipairs(names) do
-                lines[#lines + 1] = k:lower() .. ": " .. tostring(h[k])
-            end
-            ngx.header["Content-Type"] = "application/json"
-            ngx.print(cjson.encode({
-                object = "chat.completion",
-                choices = {{ index = 0, finish_reason = "stop",
-                    message = { role = "assistant",
-                                content = table.concat(lines, "\n") } }}
-            }))
-        }
-    }
-
-    location = /mock/sse {
-        lua_check_client_abort on;
-        lua_http10_buffering off;
-        content_by_lua_block {
-            ngx.on_abort(function ()
-                ngx.log(ngx.WARN, "mock: C1 call abandoned")
-                ngx.exit(499)
-            end)
-            local cjson = require "cjson"
-            ngx.req.read_body()
-            local a = ngx.req.get_uri_args()
-            local nl = a.crlf and "\r\n" or "\n"
-            local delay = (tonumber(a.delay) or 0) / 1000
-            local after = tonumber(a.after) or -1
-            local pieces = { "<content thesys=\"true\">",
-                             "{&quot;component&quot;:", "", " \226\156\147 \195\169 ",
-                             "\240\159\152\128", "\n\"quoted\" \\ ", "</content>" }
-            ngx.header["Content-Type"] = "text/event-stream"
-
-            local function send(s)
-                if a.bytewise then
-                    for i = 1, #s do
-                        ngx.print(s:sub(i, i))
-                        ngx.flush(true)
-                        ngx.sleep(0.001)
-                    end
-                else
-                    ngx.print(s)
-                    ngx.flush(true)
-                end
-            end
-
-            local function event(i, json)
-                local s = ""
-                if a.ids then s = s .. "id: " .. i .. nl end
-                if a.comments then s = s .. ": keep-alive" .. nl end
-                if a.events then
-                    s = s .. "event: message" .. nl .. "retry: 3000" .. nl
-                end
-                send(s .. "data: " .. json .. nl .. nl)
-                if delay > 0 then ngx.sleep(delay) end
-            end
-
-            local head = '{"id":"chatcmpl-s","object":"chat.completion.chunk",'
-                .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
-            event(0, head .. '"delta":{"role":"assistant","content":""},'
-                         .. '"finish_reason":null}]}')
-            for i, p in ipairs(pieces) do
-                if i - 1 == after then
-                    if a.reset then ngx.sleep(0.2) return ngx.exit(444) end
-                    if a.garbage then send("data: {\"choices\": [" .. nl .. nl) end
-                    if a.error then
-                        event(i, '{"error":{"message":"C1 is overloaded",'
-                                 .. '"type":"server_error"}}')
-                    end
-                    if a.hang then ngx.sleep(30) end
-                end
-                event(i, head .. '"delta":{"content":' .. cjson.encode(p)
-                             .. '},"finish_reason":null}]}')
-            end
-            event(#pieces + 1, head .. '"delta":{},"finish_reason":"stop"}]}')
-            if a.usage then
-                event(#pieces + 2, '{"id":"chatcmpl-s","object":'
-                    .. '"chat.completion.chunk","choices":[],"usage":'
-                    .. '{"prompt_tokens":12,"completion_tokens":34,'
-                    .. '"total_tokens":46}}')
-            end
-            if not a.nodone then send("data: [DONE]" .. nl .. nl) end
-        }
-    }
-
-    location = /mock/answer {
-        content_by_lua_block {
-            local cjson = require "cjson"
-            ngx.req.read_body()
-            local n = tonumber(ngx.var.arg_len) or 10
-            ngx.header["Content-Type"] = "application/json"
-            ngx.print(cjson.encode({
-                object = "chat.completion",
-                choices = {{ index = 0, finish_reason = "stop",
-                    message = { role = "assistant",
-                                content = string.rep("x", n) } }}
-            }))
-        }
-    }
-_EOC_
-
-# What a prompt-mode client gets from /mock/sse: the pieces, concatenated.
-our $StreamText = "<content thesys=\"true\">{&quot;component&quot;:"
-    . " \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}"
-    . "\n\"quoted\" \\ </content>";
-
-# The answer /mock/echo-body gives for a request body, as the client of an
-# OpenAI-shape location sees it (Lua's cjson escapes "/" too).
-sub completion {
-    my $content = shift;
-    $content =~ s{(["\\/])}{\\$1}g;
-    return '{"id":"chatcmpl-mock","object":"chat.completion",'
-        . '"created":1764000000,"model":"mock","choices":[{"index":0,'
-        . '"message":{"role":"assistant","content":"' . $content
-        . '"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,'
-        . '"completion_tokens":22,"total_tokens":33}}';
-}
+sub completion { C1Mock::completion(@_) }
 
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
 
     if (defined $block->config) {
-        $block->set_value("config", $block->config . $MockLocations);
+        $block->set_value("config", $block->config . $C1Mock::MockLocations);
     }
 
     if (!defined $block->no_error_log && !defined $block->must_die) {

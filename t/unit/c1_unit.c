@@ -307,6 +307,223 @@ test_errors(void)
 }
 
 
+/* a recorded stream: CRLF, ids, comments, event:, retry:, a role-only
+ * chunk, an empty delta, a finish chunk, a usage-only chunk, [DONE] */
+
+static const char  recorded[] =
+    ": connected\r\n\r\n"
+    "retry: 3000\r\n"
+    "id: 0\r\nevent: message\r\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+    "\"assistant\"}}]}\r\n\r\n"
+    "id: 1\r\ndata: {\"choices\":[{\"delta\":{\"content\":"
+    "\"<content thesys=\\\"true\\\">\"}}]}\r\n\r\n"
+    "id: 2\r\ndata: {\"choices\":[{\"delta\":{}}]}\r\n\r\n"
+    ": keep-alive\r\n\r\n"
+    "id: 3\r\ndata: {\"choices\":[{\"delta\":{\"content\":"
+    "\"caf\u00e9 \xf0\x9f\x98\x80\\n\"}}]}\r\n\r\n"
+    "id: 4\r\ndata: {\"choices\":[{\"delta\":{\"content\":"
+    "\"</content>\"},\"finish_reason\":\"stop\"}]}\r\n\r\n"
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
+    "\"completion_tokens\":6,\"total_tokens\":11}}\r\n\r\n"
+    "data: [DONE]\r\n\r\n";
+
+static const char  recorded_text[] =
+    "<content thesys=\"true\">caf\xc3\xa9 \xf0\x9f\x98\x80\n</content>";
+
+
+/* runs the relay over the input cut at the given points */
+
+static int
+relay(const char *in, size_t len, c1_mode_e mode, const size_t *cuts,
+    size_t ncuts, c1_relay_t *r, int end)
+{
+    int     rc;
+    size_t  i, from, to;
+
+    c1_relay_init(r, mode, 65536);
+
+    from = 0;
+    rc = C1_OK;
+
+    for (i = 0; i <= ncuts && rc == C1_OK; i++) {
+        to = (i < ncuts) ? cuts[i] : len;
+        rc = c1_relay_feed(r, (const unsigned char *) in + from, to - from);
+        from = to;
+    }
+
+    if (rc == C1_OK && end) {
+        rc = c1_relay_end(r);
+    }
+
+    return rc;
+}
+
+
+static int
+same(c1_relay_t *r, const char *want, size_t len)
+{
+    return r->out.len == len && memcmp(r->out.data, want, len) == 0;
+}
+
+
+static void
+test_sse(void)
+{
+    int          good;
+    char        *openai, *p;
+    size_t       k, len, cuts[64], n;
+    c1_error_t   err;
+    c1_relay_t   r;
+
+    len = sizeof(recorded) - 1;
+
+    relay(recorded, len, C1_MODE_PROMPT, NULL, 0, &r, 1);
+    ok(same(&r, recorded_text, sizeof(recorded_text) - 1),
+       "sse: prompt mode gives the content pieces, concatenated");
+    ok(r.done && r.events == 7, "sse: six chunks and [DONE]");
+    ok(r.prompt_tokens == 5 && r.completion_tokens == 6
+       && r.total_tokens == 11, "sse: usage from the usage-only chunk");
+    c1_relay_free(&r);
+
+    /* OpenAI mode: the data of each event, relayed one by one */
+
+    relay(recorded, len, C1_MODE_OPENAI, NULL, 0, &r, 1);
+    openai = malloc(r.out.len + 1);
+    memcpy(openai, r.out.data, r.out.len);
+    openai[r.out.len] = '\0';
+    c1_relay_free(&r);
+
+    ok(strncmp(openai, "data: {\"choices\":[{\"index\":0,\"delta\":"
+               "{\"role\":\"assistant\"}}]}\n\ndata: {", 60) == 0
+       && (p = strstr(openai, "data: [DONE]\n\n")) != NULL
+       && p[14] == '\0', "sse: OpenAI mode relays events, [DONE] last");
+
+    /* every single cut point */
+
+    good = 1;
+
+    for (k = 0; k <= len; k++) {
+        cuts[0] = k;
+        relay(recorded, len, C1_MODE_PROMPT, cuts, 1, &r, 1);
+        good = good && same(&r, recorded_text, sizeof(recorded_text) - 1);
+        c1_relay_free(&r);
+
+        relay(recorded, len, C1_MODE_OPENAI, cuts, 1, &r, 1);
+        good = good && same(&r, openai, strlen(openai));
+        c1_relay_free(&r);
+    }
+
+    ok(good, "sse: the same output for a cut at every byte");
+
+    /* every byte alone */
+
+    good = 1;
+    c1_relay_init(&r, C1_MODE_PROMPT, 65536);
+
+    for (k = 0; k < len; k++) {
+        good = good && c1_relay_feed(&r, (const unsigned char *) recorded + k,
+                                     1) == C1_OK;
+    }
+
+    ok(good && c1_relay_end(&r) == C1_OK
+       && same(&r, recorded_text, sizeof(recorded_text) - 1),
+       "sse: the same output fed one byte at a time");
+    c1_relay_free(&r);
+
+    /* many cuts at pseudo-random points */
+
+    srand(1);
+    good = 1;
+
+    for (k = 0; k < 2000; k++) {
+        size_t  i, j, t;
+
+        n = 1 + rand() % 63;
+
+        for (i = 0; i < n; i++) {
+            cuts[i] = rand() % (len + 1);
+        }
+
+        for (i = 1; i < n; i++) {
+            for (j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+                t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        }
+
+        relay(recorded, len, C1_MODE_PROMPT, cuts, n, &r, 1);
+        good = good && same(&r, recorded_text, sizeof(recorded_text) - 1);
+        c1_relay_free(&r);
+    }
+
+    ok(good, "sse: the same output for 2000 random sets of cuts");
+
+    free(openai);
+
+    /* LF and CR-only line ends, several events in one read, no [DONE] */
+
+    relay(J("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\r\r"
+            "data: {\"choices\":[{\"delta\":{\"content\":\"c\"}}]}"),
+          C1_MODE_PROMPT, NULL, 0, &r, 1);
+    ok(same(&r, "abc", 3) && !r.done && !r.failed,
+       "sse: LF, CR, and a last event without a blank line");
+    c1_relay_free(&r);
+
+    relay(J("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"),
+          C1_MODE_OPENAI, NULL, 0, &r, 1);
+    c1_relay_close(&r, NULL);
+    ok(same(&r, J("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}"
+                  "\n\ndata: [DONE]\n\n")),
+       "sse: OpenAI mode gets [DONE] when C1 sent none");
+    c1_relay_free(&r);
+
+    /* a data event over several lines is relayed as several data lines */
+
+    relay(J("data: {\"choices\":\ndata: []}\n\n"), C1_MODE_OPENAI, NULL, 0,
+          &r, 1);
+    ok(same(&r, J("data: {\"choices\":\ndata: []}\n\n")),
+       "sse: a multi-line event stays one event");
+    c1_relay_free(&r);
+
+    /* garbage, an error event, an event over the bound */
+
+    ok(relay(J("data: {\"choices\": [\n\n"), C1_MODE_PROMPT, NULL, 0, &r, 1)
+       == C1_ERROR && r.failed && r.err.status == 502,
+       "sse: an event that is not JSON fails the stream");
+    c1_relay_free(&r);
+
+    ok(relay(J("data: {\"error\":{\"message\":\"overloaded\"}}\n\n"),
+             C1_MODE_OPENAI, NULL, 0, &r, 1) == C1_ERROR
+       && strcmp(r.err.message, "C1's stream carried an error: overloaded")
+          == 0, "sse: an error event fails the stream");
+    c1_relay_close(&r, &r.err);
+    ok(r.out.len > 0 && strncmp((char *) r.out.data, "data: {\"error\":", 15)
+       == 0, "sse: OpenAI mode ends a failed stream with an error event");
+    c1_relay_free(&r);
+
+    c1_relay_init(&r, C1_MODE_PROMPT, 100);
+    p = malloc(300);
+    memset(p, 'x', 300);
+    memcpy(p, "data: ", 6);
+    ok(c1_relay_feed(&r, (const unsigned char *) p, 300) == C1_ERROR
+       && r.failed, "sse: a line over the bound fails the stream");
+    c1_relay_free(&r);
+    free(p);
+
+    /* after [DONE], nothing counts */
+
+    relay(J("data: [DONE]\n\ndata: garbage\n\n"), C1_MODE_PROMPT, NULL, 0,
+          &r, 1);
+    ok(r.done && !r.failed && r.out.len == 0, "sse: nothing after [DONE]");
+    c1_relay_free(&r);
+
+    (void) err;
+}
+
+
 int
 main(void)
 {
@@ -314,6 +531,7 @@ main(void)
     test_request();
     test_answer();
     test_errors();
+    test_sse();
 
     printf("1..%d\n", tests);
 

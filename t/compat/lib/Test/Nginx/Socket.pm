@@ -8,10 +8,11 @@ package Test::Nginx::Socket;
 # response_headers*, error_log, no_error_log, shutdown_error_log, must_die,
 # timeout, abort, wait, user_files, skip_nginx, ...) with the same semantics,
 # nginx.conf layout and TEST_NGINX_* environment variables as the real one.
-# Sections it does not know are reported with a warning, never silently
-# passed. Not supported: TEST_NGINX_USE_HUP (nginx is restarted instead),
-# no_nginx_manager, request packet arrays (use raw_request eval), HTTP/2/3,
-# stap, check-leak/benchmark modes.
+# Sections of the real one that are not implemented here are reported with
+# a warning, never silently passed. Also not supported: TEST_NGINX_USE_HUP
+# (nginx is restarted instead), no_nginx_manager, TEST_NGINX_RAND_PORT_N,
+# request packet arrays (use raw_request eval), HTTP/2/3, stap, check-leak
+# and benchmark modes.
 #
 # The real Test::Nginx is always preferred: this copy is only put on @INC
 # (PERL5LIB=t/compat/lib) when `perl -MTest::Nginx::Socket -e1` fails.
@@ -64,7 +65,7 @@ our ($NoLongString, $ConfigPreamble, $DaemonEnabled) = (undef, '', 'on');
 our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers,
      @ResponseBodyChecks);
 our ($NginxVersion, $NginxV, $PrevConfig, $PrevBlock, $ChildPid, $InSubprocess,
-     $ErrLogFilePos, %RandPorts);
+     $ErrLogFilePos);
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
@@ -78,14 +79,19 @@ our $HtmlDir    = "$ServRoot/html";
 our $ConfDir    = "$ServRoot/conf";
 our $ConfFile   = "$ConfDir/nginx.conf";
 
-# the sections implemented here; any other one triggers a warning
-my %Known = map { $_ => 1 } qw(
-    config http_config main_config post_main_config server_name log_level
-    request raw_request pipelined_requests more_headers error_code
-    response_body response_body_like response_body_unlike response_headers
-    response_headers_like ignore_response error_log no_error_log
-    shutdown_error_log no_shutdown_error_log must_die timeout abort wait
-    user_files skip_nginx suppress_stderr no_check_leak ONLY SKIP LAST
+# sections the real one interprets but this one does not (others, like the
+# ones a test's block preprocessor consumes, are simply ignored by both)
+my %Unsupported = map { $_ => 1 } qw(
+    access_log no_access_log grep_error_log grep_error_log_out error_log_file
+    charset curl curl_error curl_options curl_protocol http09 http2 http3
+    no_http2 no_http3 quic_max_idle_timeout init post_setup_server_root
+    raw_request_middle_delay shutdown server_addr_for_client request_eval
+    response_body_eval response_body_filters response_body_json_sort
+    write_resp_body_file reload_fails no_mockeagain skip_eval skip_nginx2
+    skip_openssl skip_slave todo todo_nginx stap stap_out stap_out_like
+    stap_out_unlike tcp_listen tcp_no_close tcp_query tcp_query_auto_timeout
+    tcp_query_len tcp_reply tcp_reply_delay tcp_shutdown tcp_shutdown_delay
+    udp_listen udp_query udp_reply udp_reply_delay
 );
 
 # ---- exported configuration functions -------------------------------------
@@ -167,50 +173,26 @@ sub fmt_str ($) {
     return $s;
 }
 
-sub gen_rand_port () {
-    my %used = map { $_ => 1 } $ServerPort, grep { defined } values %RandPorts;
-    for (1 .. 1000) {
-        my $port = int(rand 63547) + 1988;
-        next if $used{$port};
-        my $sock = IO::Socket::INET->new(LocalAddr => $ServerAddr, LocalPort => $port,
-                                         Proto => 'tcp', Listen => 5, Reuse => 1);
-        return $port if $sock && close $sock;
-    }
-    return undef;
-}
-
-# Substitutes $TEST_NGINX_* from %ENV ($TEST_NGINX_RAND_PORT_N: a free port).
+# Substitutes $TEST_NGINX_* from %ENV (not: the real one's TEST_NGINX_RAND_PORT_N).
 sub expand_env ($$) {
     my ($text, $name) = @_;
     return $text if !defined $text || ref $text;
     $text =~ s{\$(TEST_NGINX_[_A-Z0-9]+)}{
-        my $var = $1;
-        if ($var =~ /^TEST_NGINX_RAND_PORT_[0-9]+$/) {
-            $RandPorts{$var} //= gen_rand_port() // bail_out(
-                "$name - Cannot find an available listening port number for $var.\n");
-        } else {
-            $ENV{$var} // bail_out("$name - No environment $var defined.\n");
-        }
+        $ENV{$1} // bail_out("$name - No environment $1 defined.\n")
     }eg;
     return $text;
 }
 
-sub nginx_V () {
-    return $NginxV if defined $NginxV;
-    my $out = `$NginxBinary -V 2>&1`;
-    bail_out("Failed to get the version of the Nginx in PATH: " . ($out // ''))
-        if !defined $out || $? != 0;
-    return $NginxV = $out;
-}
-
 sub get_canon_version (@) { sprintf "%d.%03d%03d", @_[0 .. 2] }
 
-sub get_nginx_version () {
-    my $out = nginx_V();
+sub get_nginx_version () {    # also keeps the `nginx -V` output in $NginxV
+    $NginxV = `$NginxBinary -V 2>&1`;
+    bail_out("Failed to get the version of the Nginx in PATH: " . ($NginxV // ''))
+        if !defined $NginxV || $? != 0;
     return get_canon_version($1, $2, $3)
-        if $out =~ m{(?:nginx|openresty)[^/]*/(\d+)\.(\d+)\.(\d+)}s
-        || $out =~ m{\w+/(\d+)\.(\d+)\.(\d+)}s;
-    bail_out("Failed to parse the output of \"nginx -V\": $out\n");
+        if $NginxV =~ m{(?:nginx|openresty)[^/]*/(\d+)\.(\d+)\.(\d+)}s
+        || $NginxV =~ m{\w+/(\d+)\.(\d+)\.(\d+)}s;
+    bail_out("Failed to parse the output of \"nginx -V\": $NginxV\n");
 }
 
 # ---- stopping nginx --------------------------------------------------------
@@ -332,7 +314,7 @@ sub write_config_file ($$) {
 
     my @temp;
     for my $t (qw(client_body proxy fastcgi scgi uwsgi)) {
-        next if $t =~ /^(?:fastcgi|scgi|uwsgi)$/ && nginx_V() =~ /--without-http_${t}_module/;
+        next if $t =~ /^(?:fastcgi|scgi|uwsgi)$/ && $NginxV =~ /--without-http_${t}_module/;
         next if $t =~ /^(?:client_body|proxy)$/ && $http_config =~ /\b${t}_temp_path\b/;
         push @temp, "${t}_temp_path $ServRoot/${t}_temp;";
     }
@@ -492,11 +474,9 @@ sub run_test ($) {
     return if defined $block->SKIP;
     my $name = $block->name;
 
-    my @unknown = grep { !$Known{$_} } @{ $block->{_section_order}[0] || [] };
+    my @unknown = grep { $Unsupported{$_} } @{ $block->{_section_order}[0] || [] };
     warn "WARNING: $name - section(s) not supported by the compat "
         . "Test::Nginx::Socket (t/compat/lib), ignored: @unknown\n" if @unknown;
-
-    %RandPorts = ();
 
     my $config = expand_env(scalar $block->config, $name);
     my $must_die = $block->must_die;
@@ -741,7 +721,8 @@ sub parse_response ($$$) {
         fail("$name - invalid chunked $_[0]");
         return;
     };
-    my ($enc, $len) = ($res->header('Transfer-Encoding'), $res->header('Content-Length'));
+    my $enc = $res->header('Transfer-Encoding');
+    my $len = $res->header('Content-Length');
     my $body = $res->content // '';
     my $left;
     if (defined $enc && $enc eq 'chunked') {
@@ -796,9 +777,14 @@ sub get_indexed_value ($$$$) {
 sub check_error_code ($$$$) {
     my ($block, $res, $idx, $need_array) = @_;
     my $name = $block->name;
+    my $got = ($res && $res->code) || '';
+    if (defined $block->error_code_like) {
+        my $pat = get_indexed_value($name, scalar $block->error_code_like, $idx, $need_array);
+        return like($got, qr/$pat/sm, "$name - status code ok");
+    }
     my $expected = defined $block->error_code
         ? get_indexed_value($name, scalar $block->error_code, $idx, $need_array) : 200;
-    is(($res && $res->code) || '', $expected, "$name - status code ok");
+    is($got, $expected, "$name - status code ok");
 }
 
 sub parse_headers ($) {    # "Name: value" lines; "!Name" => undef (absent)
@@ -818,6 +804,14 @@ sub parse_headers ($) {    # "Name: value" lines; "!Name" => undef (absent)
 sub check_response_headers ($$$$$) {
     my ($block, $res, $raw_headers, $idx, $need_array) = @_;
     my $name = $block->name;
+    for my $type ('like', 'unlike') {
+        my $spec = $type eq 'like' ? $block->raw_response_headers_like
+                                   : $block->raw_response_headers_unlike;
+        next if !defined $spec;
+        my $pat = get_indexed_value($name, $spec, $idx, $need_array);
+        ($type eq 'like' ? \&like : \&unlike)->($raw_headers // '', qr/$pat/s,
+                                                "$name - raw resp headers $type");
+    }
     if (defined $block->response_headers) {
         my $headers = parse_headers(get_indexed_value($name, scalar $block->response_headers,
                                                       $idx, $need_array));

@@ -1,0 +1,88 @@
+
+/*
+ * libFuzzer harness: the SSE parser and relay, fed in random cuts.
+ * Input: one byte of mode, then the stream.  The same stream fed whole
+ * and fed in cuts chosen by its own bytes must give the same output.
+ */
+
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_c1_proto.h"
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+static int
+run(const uint8_t *in, size_t len, c1_mode_e mode, size_t seed,
+    c1_relay_t *r)
+{
+    int     rc;
+    size_t  pos, n;
+
+    c1_relay_init(r, mode, 4096);
+
+    rc = C1_OK;
+    pos = 0;
+
+    while (pos < len && rc == C1_OK) {
+        if (seed == 0) {
+            n = len - pos;
+
+        } else {
+            seed = seed * 1103515245 + 12345;
+            n = 1 + (seed >> 16) % 17;
+
+            if (n > len - pos) {
+                n = len - pos;
+            }
+        }
+
+        rc = c1_relay_feed(r, in + pos, n);
+        pos += n;
+    }
+
+    if (rc == C1_OK) {
+        rc = c1_relay_end(r);
+    }
+
+    if (rc != C1_NOMEM) {
+        c1_relay_close(r, r->failed ? &r->err : NULL);
+    }
+
+    return rc;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int          rc1, rc2;
+    c1_mode_e    mode;
+    c1_relay_t   whole, cut;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    mode = (data[0] & 1) ? C1_MODE_OPENAI : C1_MODE_PROMPT;
+
+    rc1 = run(data + 1, size - 1, mode, 0, &whole);
+    rc2 = run(data + 1, size - 1, mode, size + data[0], &cut);
+
+    if (rc1 != rc2 || whole.out.len != cut.out.len
+        || (whole.out.len
+            && memcmp(whole.out.data, cut.out.data, whole.out.len) != 0)
+        || whole.done != cut.done || whole.failed != cut.failed)
+    {
+        abort();
+    }
+
+    c1_relay_free(&whole);
+    c1_relay_free(&cut);
+
+    return 0;
+}
