@@ -1,6 +1,7 @@
 # ngx_http_c1_module
 #
-#   make            build build/ngx_http_c1_module.so against Debian's nginx
+#   make            install what is missing (as root), build
+#                   build/ngx_http_c1_module.so against Debian's nginx
 #   make test       install what is missing (as root), build, run the suite
 #   make unit       the protocol units' own tests
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
@@ -39,9 +40,12 @@ FUZZ_SECONDS ?= 300
 # what make test gives each harness
 FUZZ_CI_SECONDS ?= 20
 
-.PHONY: all deps test unit fuzz fuzz-ci clean
+.PHONY: all deps deps-build test unit fuzz fuzz-ci clean
 
-all: $(MODULE)
+all: deps-build $(MODULE)
+
+deps-build:
+	@util/deps build
 
 $(BUILD)/nginx/Makefile: config $(NGINX_SRC)/conf_flags
 	rm -rf $(BUILD)/src $(BUILD)/nginx

@@ -137,7 +137,7 @@ Content-Type: text/event-stream
 --- response_body eval
 my $head = '{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1764000000,"model":"mock","choices":[{"index":0,';
 my @p = ("<content thesys=\\\"true\\\">", "{&quot;component&quot;:", "", " \x{e2}\x{9c}\x{93} \x{c3}\x{a9} ", "\x{f0}\x{9f}\x{98}\x{80}", "\\n\\\"quoted\\\" \\\\ ", "<\\/content>");
-join("", "data: $head\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+CORE::join("", "data: $head\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
      (map { "data: $head\"delta\":{\"content\":\"$_\"},\"finish_reason\":null}]}\n\n" } @p),
      "data: $head\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
      "data: {\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,\"total_tokens\":46}}\n\n",
