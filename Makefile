@@ -5,6 +5,7 @@
 #   make test       install what is missing (as root), build, run the suite
 #   make unit       the protocol units' own tests
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
+#   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
 #   make clean
 
 SHELL := /bin/bash
@@ -40,7 +41,7 @@ FUZZ_SECONDS ?= 300
 # what make test gives each harness
 FUZZ_CI_SECONDS ?= 20
 
-.PHONY: all deps deps-build test unit fuzz fuzz-ci clean
+.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream clean
 
 all: deps-build $(MODULE)
 
@@ -80,6 +81,9 @@ fuzz-ci: $(FUZZ_BINS)
 
 deps:
 	@util/deps
+
+bench-stream: all
+	bench/stream-bench.pl $(BENCH_ARGS)
 
 test: deps all $(BUILD)/c1_unit
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \

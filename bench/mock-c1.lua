@@ -1,0 +1,99 @@
+-- A mock C1 for the benchmarks (content_by_lua_file): streams a chat
+-- completion the way C1 does, as chat.completion.chunk events.
+--
+-- Arguments:
+--   n=N, interval=MS  the fixture answer (ngx.var.c1_fixture, a C1
+--                     component tree) cut into N deltas, one every MS;
+--                     each delta carries a send-time stamp "[[T<us>]]"
+--   bytes=B           a long stream instead: B bytes of content in 1 KiB
+--                     numbered pieces ("%010d" then filler), no pause
+-- A non-streaming request ("stream" absent) gets the whole answer as one
+-- chat.completion.
+
+local ffi = require "ffi"
+local cjson = require "cjson"
+
+pcall(ffi.cdef, [[
+    struct c1_timeval { long tv_sec; long tv_usec; };
+    int gettimeofday(struct c1_timeval *tv, void *tz);
+]])
+
+local tv = ffi.new("struct c1_timeval")
+
+local function now_us()
+    ffi.C.gettimeofday(tv, nil)
+    return tonumber(tv.tv_sec) * 1000000 + tonumber(tv.tv_usec)
+end
+
+ngx.req.read_body()
+local body = ngx.req.get_body_data() or ""
+local stream = body:find('"stream":true', 1, true) ~= nil
+local args = ngx.req.get_uri_args()
+
+local function content()
+    local f = assert(io.open(ngx.var.c1_fixture, "rb"))
+    local tree = f:read("*a")
+    f:close()
+    tree = tree:gsub("&", "&amp;"):gsub('"', "&quot;")
+               :gsub("<", "&lt;"):gsub(">", "&gt;")
+    return '<content thesys="true">' .. tree .. '</content>'
+end
+
+local head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk",'
+    .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+
+if not stream then
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print('{"id":"chatcmpl-bench","object":"chat.completion",'
+        .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+        .. '"message":{"role":"assistant","content":'
+        .. cjson.encode(content()) .. '},"finish_reason":"stop"}],'
+        .. '"usage":{"prompt_tokens":10,"completion_tokens":20,'
+        .. '"total_tokens":30}}')
+    return
+end
+
+ngx.header["Content-Type"] = "text/event-stream"
+ngx.print("data: " .. head .. '"delta":{"role":"assistant"}}]}\n\n')
+ngx.flush(true)
+
+local bytes = tonumber(args.bytes)
+
+if bytes then
+    local filler = string.rep("x", 1014)
+    local i = 0
+    local sent = 0
+    local batch = {}
+    while sent < bytes do
+        local piece = string.format("%010d", i) .. filler
+        batch[#batch + 1] = "data: " .. head .. '"delta":{"content":"'
+            .. piece .. '"}}]}\n\n'
+        sent = sent + #piece
+        i = i + 1
+        if #batch == 16 or sent >= bytes then
+            ngx.print(batch)
+            local ok = ngx.flush(true)
+            if not ok then return end
+            batch = {}
+        end
+    end
+else
+    local text = content()
+    local n = tonumber(args.n) or 100
+    local interval = (tonumber(args.interval) or 0) / 1000
+    local size = math.ceil(#text / n)
+    for i = 0, n - 1 do
+        local piece = text:sub(i * size + 1, (i + 1) * size)
+        -- never cut a UTF-8 sequence: the fixtures are ASCII after escaping
+        ngx.print("data: " .. head .. '"delta":{"content":'
+            .. cjson.encode(piece .. "[[T" .. string.format("%.0f", now_us())
+                            .. "]]")
+            .. '}}]}\n\n')
+        local ok = ngx.flush(true)
+        if not ok then return end
+        if interval > 0 then ngx.sleep(interval) end
+    end
+end
+
+ngx.print("data: " .. head .. '"delta":{},"finish_reason":"stop"}]}\n\n'
+    .. "data: [DONE]\n\n")

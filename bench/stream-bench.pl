@@ -1,0 +1,296 @@
+#!/usr/bin/env perl
+# Streaming benchmark: the module relaying C1's stream, against the same
+# stream fetched straight from the mock C1 in the same run (and against a
+# plain proxy_pass for the long stream).
+#
+# Measures: added time to first byte, added per-delta latency (p50, p99),
+# lost or reordered bytes, worker RSS growth over a long stream, and CPU
+# per relayed MB.  Not a test: it prints figures, it does not judge them.
+#
+#   bench/stream-bench.pl [--runs R] [--deltas N] [--interval MS] [--mb M]
+#
+# Needs the module built (make) and Debian's nginx with
+# libnginx-mod-http-lua; reads the fixture from ../shared/fixtures.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Path qw(make_path remove_tree);
+use Getopt::Long;
+use IO::Socket::INET;
+use POSIX qw(floor);
+use Time::HiRes qw(time sleep);
+
+my %o = (runs => 20, deltas => 200, interval => 5, mb => 100,
+         fixture => 'dashboard');
+GetOptions(\%o, 'runs=i', 'deltas=i', 'interval=i', 'mb=i', 'fixture=s')
+    or die "usage: $0 [--runs R] [--deltas N] [--interval MS] [--mb M]\n";
+
+use File::Basename qw(dirname);
+my $top = abs_path(dirname(__FILE__) . "/..");
+my $root = "$top/build/bench";
+my $nginx = $ENV{NGINX} || '/usr/sbin/nginx';
+my $module = "$top/build/ngx_http_c1_module.so";
+my $fixture = abs_path("$top/../shared/fixtures/c1-samples/$o{fixture}.c1.json")
+    or die "no fixture $o{fixture} in ../shared/fixtures/c1-samples\n";
+my ($mock_port, $edge_port) = (19601, 19602);
+
+-f $module or die "build the module first (make)\n";
+
+my $lua_modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+    . "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n";
+
+server('mock', $lua_modules, <<"_EOC_");
+    server {
+        listen 127.0.0.1:$mock_port backlog=4096;
+        keepalive_requests 100000;
+        location = /v1/embed/chat/completions {
+            set \$c1_fixture $fixture;
+            lua_http10_buffering off;
+            content_by_lua_file $top/bench/mock-c1.lua;
+        }
+    }
+_EOC_
+
+server('edge', "load_module $module;\n", <<"_EOC_");
+    upstream mock_c1 {
+        server 127.0.0.1:$mock_port;
+        keepalive 64;
+    }
+
+    server {
+        listen 127.0.0.1:$edge_port backlog=4096;
+        keepalive_requests 100000;
+
+        c1_api_key sk-bench;
+        c1_model c1/bench/model;
+        c1_system_prompt "You are a benchmark.";
+        c1_stream on;
+
+        # the mock's arguments, for the subrequest (a server-level "set"
+        # would run again in the subrequest, with its own empty \$args)
+        location = /chat { set \$mock_args \$args; c1_pass /_c1; }
+        location = /v1/chat/completions { set \$mock_args \$args; c1_pass /_c1; }
+
+        location = /_c1 {
+            internal;
+            proxy_pass http://mock_c1/v1/embed/chat/completions?\$mock_args;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+
+        # the floor: nginx relaying the same stream untouched
+        location = /plain {
+            proxy_pass http://mock_c1/v1/embed/chat/completions\$is_args\$args;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+_EOC_
+
+sub server {
+    my ($name, $modules, $http) = @_;
+    my $dir = "$root/$name";
+    stop($name);
+    remove_tree($dir);
+    make_path("$dir/conf", "$dir/logs");
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+$modules
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$http
+}
+_EOC_
+    close $fh;
+    system($nginx, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0
+        or die "cannot start the $name nginx\n";
+}
+
+sub stop {
+    my ($name) = @_;
+    my $dir = "$root/$name";
+    return unless -e "$dir/logs/nginx.pid";
+    system("$nginx -p '$dir/' -c conf/nginx.conf -s stop 2>/dev/null");
+    for (1 .. 100) { last unless -e "$dir/logs/nginx.pid"; sleep 0.05 }
+}
+
+END { stop('mock'); stop('edge'); }
+
+sleep 0.3;
+
+# one streamed request; returns (ttfb, total, [latencies in us], body bytes,
+# body) where a latency is a delta's arrival minus its send stamp
+sub fetch {
+    my ($port, $path, $body, %opt) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                  Proto => 'tcp') or die "connect: $!";
+    $s->setsockopt(6, 1, 1);    # TCP_NODELAY
+    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\nConnection: close\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    my $t0 = time;
+    syswrite($s, $req) == length($req) or die "write: $!";
+
+    my ($raw, $head, $data, $ttfb, @lat) = ('', undef, '', undef);
+    my $scan = '';
+    my $keep = $opt{keep};
+    my $count = 0;
+    my $sampler = $opt{sample};
+
+    while (1) {
+        my $n = sysread($s, my $buf, 65536);
+        die "read: $!" unless defined $n;
+        last if $n == 0;
+        my $t = time;
+        $raw .= $buf;
+
+        if (!defined $head) {
+            my $i = index($raw, "\r\n\r\n");
+            next if $i < 0;
+            $head = substr($raw, 0, $i);
+            $raw = substr($raw, $i + 4);
+        }
+
+        # de-chunk what is complete
+        while ($raw =~ /\A([0-9a-fA-F]+)\r\n/) {
+            my $len = hex $1;
+            my $need = length($1) + 2 + $len + 2;
+            last if length($raw) < $need;
+            my $chunk = substr($raw, length($1) + 2, $len);
+            $raw = substr($raw, $need);
+            next unless $len;
+            $ttfb //= $t - $t0;
+            $count += $len;
+            $data .= $chunk if $keep;
+            $scan .= $chunk;
+            my $end = 0;
+            while ($scan =~ /\[\[T(\d+)\]\]/g) {
+                push @lat, $t * 1e6 - $1;
+                $end = pos($scan);
+            }
+            $scan = substr($scan, $end);
+            $scan = substr($scan, -64) if length($scan) > 64;
+        }
+
+        $sampler->() if $sampler;
+    }
+
+    die "no header\n" unless defined $head;
+    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
+    die "status $status from $path\n" unless $status == 200;
+
+    return ($ttfb // 0, time - $t0, \@lat, $count, $data);
+}
+
+sub pct {
+    my ($p, @v) = @_;
+    @v = sort { $a <=> $b } @v;
+    return 0 unless @v;
+    return $v[floor($p / 100 * $#v + 0.5)];
+}
+
+sub worker_pid {
+    my ($name) = @_;
+    open my $fh, '<', "$root/$name/logs/nginx.pid" or die $!;
+    chomp(my $master = <$fh>);
+    my ($w) = `pgrep -P $master` =~ /(\d+)/;
+    return $w;
+}
+
+sub rss_kb {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/status" or die $!;
+    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
+
+sub cpu_s {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or die $!;
+    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
+    return ($f[11] + $f[12]) / 100;    # utime + stime, in clock ticks
+}
+
+my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
+my $openai = '{"messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
+my $c1 = '{"model":"m","messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
+my $q = "?n=$o{deltas}&interval=$o{interval}";
+
+my %r;
+for my $run (1 .. $o{runs}) {
+    for my $case (['direct', $mock_port, "/v1/embed/chat/completions$q", $c1],
+                  ['plain', $edge_port, "/plain$q", $c1],
+                  ['prompt', $edge_port, "/chat$q", $prompt],
+                  ['openai', $edge_port, "/v1/chat/completions$q", $openai])
+    {
+        my ($name, $port, $path, $body) = @$case;
+        my ($ttfb, $total, $lat) = fetch($port, $path, $body);
+        die "$name: got " . scalar(@$lat) . " of $o{deltas} deltas\n"
+            unless @$lat == $o{deltas};
+        push @{ $r{$name}{ttfb} }, $ttfb * 1e3;
+        push @{ $r{$name}{lat} }, map { $_ / 1e3 } @$lat;
+    }
+}
+
+printf "Streaming: %d runs of a %s answer cut into %d deltas, one every %d ms\n\n",
+    $o{runs}, $o{fixture}, $o{deltas}, $o{interval};
+printf "%-28s %10s %12s %12s\n", 'path', 'TTFB p50', 'delta p50', 'delta p99';
+for my $name (qw(direct plain prompt openai)) {
+    printf "%-28s %8.3fms %10.3fms %10.3fms\n",
+        { direct => 'mock C1, direct', plain => 'nginx proxy_pass',
+          prompt => 'module, prompt mode', openai => 'module, OpenAI mode' }->{$name},
+        pct(50, @{ $r{$name}{ttfb} }), pct(50, @{ $r{$name}{lat} }),
+        pct(99, @{ $r{$name}{lat} });
+}
+print "\nadded over the direct stream (p50 / p99 per delta, p50 TTFB):\n";
+for my $name (qw(plain prompt openai)) {
+    printf "  %-8s delta %+.3f / %+.3f ms, TTFB %+.3f ms\n", $name,
+        pct(50, @{ $r{$name}{lat} }) - pct(50, @{ $r{direct}{lat} }),
+        pct(99, @{ $r{$name}{lat} }) - pct(99, @{ $r{direct}{lat} }),
+        pct(50, @{ $r{$name}{ttfb} }) - pct(50, @{ $r{direct}{ttfb} });
+}
+
+# the long stream: bytes, order, memory, CPU
+my $bytes = $o{mb} * 1024 * 1024;
+my $worker = worker_pid('edge');
+print "\nLong stream: $o{mb} MiB of content through one edge worker (pid $worker)\n";
+
+for my $case (['plain', "/plain?bytes=$bytes", $c1],
+              ['prompt', "/chat?bytes=$bytes", $prompt])
+{
+    my ($name, $path, $body) = @$case;
+    fetch($edge_port, "$path", $body);      # warm up pools and buffers
+    my $rss0 = rss_kb($worker);
+    my $cpu0 = cpu_s($worker);
+    my $peak = $rss0;
+    my $n = 0;
+    my $t0 = time;
+    my (undef, $total, undef, $count, $data) = fetch($edge_port, $path, $body,
+        keep => ($name eq 'prompt'),
+        sample => sub { $peak = rss_kb($worker) if ++$n % 64 == 0 && rss_kb($worker) > $peak });
+    my $cpu = cpu_s($worker) - $cpu0;
+    my $rss1 = rss_kb($worker);
+    my $check = '';
+
+    if ($name eq 'prompt') {
+        # the pieces, whole and in order
+        my $pieces = int(($bytes + 1023) / 1024);
+        my $ok = length($data) == $pieces * 1024;
+        for (my $i = 0; $ok && $i < $pieces; $i++) {
+            $ok = substr($data, $i * 1024, 10) eq sprintf('%010d', $i);
+        }
+        $check = $ok ? ', every byte in order' : ', BYTES LOST OR REORDERED';
+    }
+
+    printf "  %-7s %7.1f MiB/s, worker CPU %.2f ms/MiB, RSS %d KiB -> peak %d KiB -> %d KiB (%+d KiB)%s\n",
+        $name, $count / 1048576 / $total, $cpu * 1000 / $o{mb},
+        $rss0, $peak, $rss1, $peak - $rss0, $check;
+}
