@@ -15,7 +15,7 @@ if (!-d 't/js/node_modules/openai') {
 
 my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
     server {
-        listen 127.0.0.1:$TEST_NGINX_CLIENT_PORT;
+        listen 127.0.0.1:$C1_TEST_PORT;
 
         c1_api_key sk-test-0010;
         c1_model c1/openai/gpt-5/v-20251230;
@@ -26,7 +26,7 @@ my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
 
         location = /_c1 {
             internal;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock;
         }
 
         location = /stream/v1/chat/completions { c1_pass /_c1_sse; }
@@ -35,18 +35,18 @@ my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
         location = /_c1_sse {
             internal;
             proxy_http_version 1.1;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?usage=1&crlf=1;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?usage=1&crlf=1;
         }
 
         location = /_c1_broken {
             internal;
             proxy_http_version 1.1;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?after=3&reset=1;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?after=3&reset=1;
         }
 
         location = /_c1_403 {
             internal;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock403;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock403;
         }
 
         location = /mock403 {

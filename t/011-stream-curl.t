@@ -12,7 +12,7 @@ use C1Mock;
 
 my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
     server {
-        listen 127.0.0.1:$TEST_NGINX_CLIENT_PORT;
+        listen 127.0.0.1:$C1_TEST_PORT;
 
         c1_model m;
         c1_stream on;
@@ -23,13 +23,13 @@ my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n");
         location = /_c1 {
             internal;
             proxy_http_version 1.1;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?delay=200;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?delay=200;
         }
 
         location = /_c1_broken {
             internal;
             proxy_http_version 1.1;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_CLIENT_PORT/mock/sse?after=3&reset=1;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?after=3&reset=1;
         }
 _EOC_
 

@@ -4,7 +4,7 @@ package C1Nginx;
 # openai package, a browser) rather than through Test::Nginx: writes a
 # config around an http-level snippet, starts nginx, stops it at the end.
 # Uses the same environment as Test::Nginx: TEST_NGINX_BINARY,
-# TEST_NGINX_LOAD_MODULES; the port is TEST_NGINX_CLIENT_PORT (1990).
+# TEST_NGINX_LOAD_MODULES; the port is C1_TEST_PORT (1990).
 
 use strict;
 use warnings;
@@ -14,7 +14,7 @@ use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 
-our $Port = $ENV{TEST_NGINX_CLIENT_PORT} || 1990;
+our $Port = $ENV{C1_TEST_PORT} || 1990;
 our $Root = abs_path('t') . "/servroot-client";
 our $Binary = $ENV{TEST_NGINX_BINARY} || 'nginx';
 
@@ -30,7 +30,7 @@ sub start {
     my $modules = join '', map { "load_module $_;\n" }
                   split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
 
-    $http =~ s/\$TEST_NGINX_CLIENT_PORT/$Port/g;
+    $http =~ s/\$C1_TEST_PORT/$Port/g;
 
     open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
