@@ -19,14 +19,15 @@ PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_request.c \
                $(SRC_DIR)/ngx_http_c1_answer.c \
                $(SRC_DIR)/ngx_http_c1_sse.c \
-               $(SRC_DIR)/ngx_http_c1_relay.c
+               $(SRC_DIR)/ngx_http_c1_relay.c \
+               $(SRC_DIR)/ngx_http_c1_history.c
 
 CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
                -Wall -Wextra -Wno-unused-parameter -Werror
 LD_OPT      := -Wl,-z,relro -Wl,-z,now -fPIC
 UNIT_CFLAGS := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
-               -Werror -I$(SRC_DIR)
+               -Werror -I$(SRC_DIR) -It/unit
 
 export TEST_NGINX_BINARY ?= /usr/sbin/nginx
 export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
@@ -62,16 +63,20 @@ $(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
 	cd $(BUILD)/src && $(MAKE) -s -f $(BUILD)/nginx/Makefile modules
 	cp $(BUILD)/nginx/ngx_http_c1_module.so $@
 
-$(BUILD)/c1_unit: t/unit/c1_unit.c $(PROTO_SRCS) $(wildcard $(SRC_DIR)/*.h)
+$(BUILD)/c1_unit: t/unit/c1_unit.c t/unit/c1_mem.c $(PROTO_SRCS) \
+                  $(wildcard $(SRC_DIR)/*.h)
 	mkdir -p $(BUILD)
-	$(CC) $(UNIT_CFLAGS) -o $@ t/unit/c1_unit.c $(PROTO_SRCS) -lcjson
+	$(CC) $(UNIT_CFLAGS) -o $@ t/unit/c1_unit.c t/unit/c1_mem.c \
+	    $(PROTO_SRCS) -lcjson
 
 unit: $(BUILD)/c1_unit
 	$(BUILD)/c1_unit
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(PROTO_SRCS) $(wildcard $(SRC_DIR)/*.h)
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c t/unit/c1_mem.c $(PROTO_SRCS) \
+                      $(wildcard $(SRC_DIR)/*.h)
 	mkdir -p $(BUILD)/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRCS) -lcjson
+	clang $(FUZZ_CFLAGS) -It/unit -o $@ $< t/unit/c1_mem.c $(PROTO_SRCS) \
+	    -lcjson
 
 fuzz: $(FUZZ_BINS)
 	util/fuzz $(FUZZ_SECONDS)

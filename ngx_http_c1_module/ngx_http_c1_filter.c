@@ -325,12 +325,13 @@ static ngx_int_t
 ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_chain_t *in)
 {
-    int          rc;
-    size_t       len;
-    ngx_int_t    n;
-    ngx_buf_t   *b;
-    ngx_uint_t   last;
-    ngx_chain_t *cl, *ln, *out;
+    int                      rc;
+    size_t                   len;
+    ngx_int_t                n;
+    ngx_buf_t               *b;
+    ngx_uint_t               last;
+    ngx_chain_t             *cl, *ln, *out;
+    ngx_http_c1_loc_conf_t  *lcf;
 
     if (in && ngx_chain_add_copy(r->pool, &ctx->in, in) != NGX_OK) {
         return NGX_ERROR;
@@ -390,6 +391,22 @@ ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     len = ctx->relay.out.len;
+
+    /* a prompt stream's answer, whole, for the thread */
+
+    if (len && ctx->thread && !ctx->answer_lost) {
+        lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_c1_module);
+
+        if (ctx->answer.len + len > lcf->max_response_size) {
+            ctx->answer_lost = 1;
+            c1_buf_free(&ctx->answer);
+
+        } else if (c1_buf_append(&ctx->answer, ctx->relay.out.data, len)
+                   != C1_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     if (len) {
         if (!ctx->started && ngx_http_c1_start_stream(r->main, ctx) != NGX_OK)

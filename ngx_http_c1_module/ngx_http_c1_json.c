@@ -264,3 +264,54 @@ c1_json_count(cJSON *obj, const char *name)
 
     return (long) n->valuedouble;
 }
+
+
+/* a thread's messages as [{"role", "content"}, ...] */
+
+char *
+c1_turns_render(const c1_turn_t *turns, size_t n, size_t *len)
+{
+    char    *out;
+    size_t   i;
+    cJSON   *arr, *m, *content;
+
+    arr = cJSON_CreateArray();
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        m = cJSON_CreateObject();
+        if (m == NULL) {
+            goto failed;
+        }
+
+        cJSON_AddItemToArray(arr, m);
+
+        content = c1_json_string(&(c1_str_t) { turns[i].data, turns[i].len });
+
+        if (content == NULL
+            || cJSON_AddStringToObject(m, "role", turns[i].role) == NULL)
+        {
+            cJSON_Delete(content);
+            goto failed;
+        }
+
+        cJSON_AddItemToObject(m, "content", content);
+    }
+
+    out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+
+    if (out != NULL) {
+        *len = strlen(out);
+    }
+
+    return out;
+
+failed:
+
+    cJSON_Delete(arr);
+
+    return NULL;
+}

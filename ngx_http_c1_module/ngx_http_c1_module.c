@@ -10,6 +10,8 @@
 
 static ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
 static void ngx_http_c1_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_c1_thread_request(ngx_http_request_t *r,
+    ngx_http_c1_loc_conf_t *lcf);
 static ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_c1_subrequest(ngx_http_request_t *r,
@@ -120,6 +122,20 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       offsetof(ngx_http_c1_loc_conf_t, stream),
       NULL },
 
+    { ngx_string("c1_history_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_c1_history_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("c1_history"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_c1_history,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("c1_max_response_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -209,18 +225,20 @@ ngx_http_c1_cleanup(void *data)
     }
 
     c1_relay_free(&ctx->relay);
+    c1_buf_free(&ctx->answer);
 }
 
 
 static ngx_int_t
 ngx_http_c1_handler(ngx_http_request_t *r)
 {
-    u_char              *p, *last;
-    ngx_int_t            rc;
-    ngx_str_t            type;
-    c1_error_t           err;
-    ngx_table_elt_t     *allow;
-    ngx_http_c1_ctx_t   *ctx;
+    u_char                  *p, *last;
+    ngx_int_t                rc;
+    ngx_str_t                type;
+    c1_error_t               err;
+    ngx_table_elt_t         *allow;
+    ngx_http_c1_ctx_t       *ctx;
+    ngx_http_c1_loc_conf_t  *lcf;
 
     if (r != r->main) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -231,6 +249,17 @@ ngx_http_c1_handler(ngx_http_request_t *r)
     ctx = ngx_http_c1_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (lcf->history && (r->method & (NGX_HTTP_GET|NGX_HTTP_DELETE))) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_c1_thread_request(r, lcf);
     }
 
     if (r->method != NGX_HTTP_POST) {
@@ -246,11 +275,20 @@ ngx_http_c1_handler(ngx_http_request_t *r)
 
         allow->hash = 1;
         ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "POST");
 
-        c1_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
-                     "method_not_allowed", NULL,
-                     "this endpoint only takes POST requests");
+        if (lcf->history) {
+            ngx_str_set(&allow->value, "GET, POST, DELETE");
+            c1_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
+                         "method_not_allowed", NULL,
+                         "this endpoint takes POST, and GET or DELETE of "
+                         "a thread");
+
+        } else {
+            ngx_str_set(&allow->value, "POST");
+            c1_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
+                         "method_not_allowed", NULL,
+                         "this endpoint only takes POST requests");
+        }
 
         return ngx_http_c1_send_error(r, &err);
     }
@@ -317,8 +355,10 @@ static void
 ngx_http_c1_body_handler(ngx_http_request_t *r)
 {
     int                      rc;
+    size_t                   nturns;
     ngx_str_t                body, model, system_prompt, key;
     ngx_uint_t               i;
+    c1_turn_t               *turns;
     c1_error_t               err;
     c1_request_t             req;
     c1_settings_t            s;
@@ -392,20 +432,67 @@ ngx_http_c1_body_handler(ngx_http_request_t *r)
     }
 
     s.stream = lcf->stream ? 1 : 0;
+    s.history = lcf->history ? 1 : 0;
 
-    rc = c1_request_build(body.data, body.len,
+    rc = c1_request_parse(body.data, body.len,
                           ctx->mode == C1_MODE_PROMPT ? C1_BODY_TEXT
                                                       : C1_BODY_JSON,
                           &s, &req, &err);
 
     if (rc == C1_ERROR) {
+        c1_request_free(&req);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "c1: bad request: %s", err.message);
         ngx_http_finalize_request(r, ngx_http_c1_send_error(r, &err));
         return;
     }
 
+    turns = NULL;
+    nturns = 0;
+
+    if (rc == C1_OK && req.thread_id_len && lcf->history) {
+
+        ctx->thread_id.len = req.thread_id_len;
+        ctx->thread_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                              req.thread_id_len,
+                                              (u_char *) req.thread_id });
+        ctx->prompt.len = req.prompt_len;
+        ctx->prompt.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                           req.prompt_len,
+                                           (u_char *) req.prompt });
+
+        if (ctx->thread_id.data == NULL || ctx->prompt.data == NULL) {
+            rc = C1_NOMEM;
+
+        } else {
+            switch (ngx_http_c1_thread_begin(r, ctx, lcf->history, &req,
+                                             &turns, &nturns))
+            {
+            case NGX_OK:
+            case NGX_DECLINED:
+                break;
+
+            case NGX_BUSY:
+                c1_request_free(&req);
+                c1_error_set(&err, NGX_HTTP_CONFLICT,
+                             "invalid_request_error", "thread_busy",
+                             "threadId", "a turn is already running on "
+                             "this thread");
+                ngx_http_finalize_request(r, ngx_http_c1_send_error(r, &err));
+                return;
+
+            default:
+                rc = C1_NOMEM;
+            }
+        }
+    }
+
+    if (rc == C1_OK) {
+        rc = c1_request_render(&req, &s, turns, nturns);
+    }
+
     if (rc != C1_OK) {
+        c1_request_free(&req);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -415,7 +502,7 @@ ngx_http_c1_body_handler(ngx_http_request_t *r)
 
     rc = ngx_http_c1_subrequest(r, ctx, lcf, &req, &key);
 
-    c1_free(req.body);
+    c1_request_free(&req);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -423,6 +510,63 @@ ngx_http_c1_body_handler(ngx_http_request_t *r)
     }
 
     r->write_event_handler = ngx_http_c1_resume;
+}
+
+
+/* GET or DELETE of a thread: ?threadId=ID */
+
+static ngx_int_t
+ngx_http_c1_thread_request(ngx_http_request_t *r,
+    ngx_http_c1_loc_conf_t *lcf)
+{
+    ngx_int_t   rc;
+    ngx_str_t   json;
+    c1_error_t  err;
+
+    if (r->method == NGX_HTTP_GET) {
+        rc = ngx_http_c1_thread_get(r, lcf->history, &json);
+
+    } else {
+        rc = ngx_http_c1_thread_delete(r, lcf->history);
+
+        if (rc == NGX_OK) {
+            ngx_str_set(&json, "{\"deleted\":true}");
+        }
+    }
+
+    switch (rc) {
+
+    case NGX_OK:
+        if (ngx_http_c1_get_ctx(r) == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_c1_get_ctx(r)->own = 1;
+
+        return ngx_http_c1_send(r, NGX_HTTP_OK, &ngx_http_c1_type_json,
+                                json.data, json.len);
+
+    case NGX_HTTP_BAD_REQUEST:
+        c1_error_set(&err, rc, "invalid_request_error", "invalid_thread_id",
+                     "threadId", "\"threadId\" must be 1 to 128 printable "
+                     "ASCII characters");
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        c1_error_set(&err, rc, "invalid_request_error", "thread_not_found",
+                     "threadId", "no such thread");
+        break;
+
+    case NGX_HTTP_CONFLICT:
+        c1_error_set(&err, rc, "invalid_request_error", "thread_busy",
+                     "threadId", "a turn is running on this thread");
+        break;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_c1_send_error(r, &err);
 }
 
 
@@ -802,6 +946,9 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     cln->handler = c1_free;
     cln->data = answer.content;
 
+    ngx_http_c1_thread_commit(r, ctx, (u_char *) answer.content,
+                              answer.content_len);
+
     return ngx_http_c1_send(r, NGX_HTTP_OK, &ngx_http_c1_type_text,
                             (u_char *) answer.content, answer.content_len);
 }
@@ -896,6 +1043,19 @@ ngx_http_c1_finish_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "c1: %s%s",
                       e->message, ctx->started ? ", after the client's "
                                                  "stream began" : "");
+    }
+
+    if (e == NULL && ctx->thread) {
+        if (ctx->answer_lost) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "c1: the answer is larger than "
+                          "\"c1_max_response_size\": this turn of thread "
+                          "\"%V\" was not kept", &ctx->thread_id);
+
+        } else {
+            ngx_http_c1_thread_commit(r, ctx, ctx->answer.data,
+                                      ctx->answer.len);
+        }
     }
 
     if (!ctx->started) {
@@ -1063,6 +1223,7 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->stop = NGX_CONF_UNSET_PTR;
     conf->max_response_size = NGX_CONF_UNSET_SIZE;
     conf->stream = NGX_CONF_UNSET;
+    conf->history = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1091,6 +1252,14 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
+    ngx_conf_merge_ptr_value(conf->history, prev->history, NULL);
+
+    if (conf->history && conf->history->data == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "unknown c1_history_zone \"%V\"",
+                      &conf->history->shm.name);
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->pass.len && conf->model == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

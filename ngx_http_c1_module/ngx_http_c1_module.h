@@ -13,6 +13,16 @@
 #include <ngx_http.h>
 
 #include "ngx_http_c1_proto.h"
+#include "ngx_http_c1_history.h"
+
+
+typedef struct {
+    c1_history_t              *sh;
+    ngx_slab_pool_t           *shpool;
+    ngx_str_t                  name;
+    ngx_uint_t                 max_messages;
+    time_t                     inactive;
+} ngx_http_c1_zone_t;
 
 
 typedef struct {
@@ -31,6 +41,7 @@ typedef struct {
     ngx_array_t               *stop;            /* of ngx_str_t */
     size_t                     max_response_size;
     ngx_flag_t                 stream;
+    ngx_shm_zone_t            *history;
 } ngx_http_c1_loc_conf_t;
 
 
@@ -49,6 +60,13 @@ typedef struct {
     ngx_str_t                  error;           /* JSON replacing a page */
 
     c1_relay_t                 relay;           /* a stream being relayed */
+
+    ngx_http_c1_zone_t        *zone;            /* the turn's thread */
+    c1_thread_t               *thread;
+    uint64_t                   token;
+    ngx_str_t                  thread_id;
+    ngx_str_t                  prompt;          /* the user message */
+    c1_buf_t                   answer;          /* a streamed answer, whole */
     ngx_chain_t               *in;              /* C1's bufs not yet read */
     ngx_chain_t               *free;
     ngx_chain_t               *busy;
@@ -65,6 +83,7 @@ typedef struct {
     unsigned                   streaming:1;     /* C1 streams to us */
     unsigned                   started:1;       /* the client has a header */
     unsigned                   ended:1;         /* C1's stream ended well */
+    unsigned                   answer_lost:1;   /* too large to keep */
 } ngx_http_c1_ctx_t;
 
 
@@ -72,6 +91,19 @@ extern ngx_module_t  ngx_http_c1_module;
 
 
 ngx_int_t ngx_http_c1_filter_init(ngx_conf_t *cf);
+
+char *ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_c1_history(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_c1_thread_begin(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_shm_zone_t *shm_zone, c1_request_t *req,
+    c1_turn_t **turns, size_t *nturns);
+void ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    u_char *answer, size_t len);
+ngx_int_t ngx_http_c1_thread_get(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone, ngx_str_t *json);
+ngx_int_t ngx_http_c1_thread_delete(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_c1_send_error(ngx_http_request_t *r, c1_error_t *err);
 ngx_int_t ngx_http_c1_error_json(ngx_http_request_t *r, c1_error_t *err,
     ngx_str_t *json);

@@ -53,7 +53,16 @@ typedef struct {
     unsigned              has_top_p:1;
     unsigned              has_max_tokens:1;
     unsigned              stream:1;
+    unsigned              history:1;       /* threads are kept */
 } c1_settings_t;
+
+
+/* a message of a thread's history, as stored */
+typedef struct {
+    const char           *role;
+    const unsigned char  *data;
+    size_t                len;
+} c1_turn_t;
 
 
 typedef struct {
@@ -65,10 +74,15 @@ typedef struct {
 } c1_error_t;
 
 
-/* the request to send to C1 */
+/* the client's request, parsed, and the body to send to C1 */
 typedef struct {
     c1_mode_e             mode;
     unsigned              stream:1;
+    void                 *root;            /* the parsed JSON body */
+    char                 *prompt;          /* prompt mode: the user text */
+    size_t                prompt_len;
+    char                  thread_id[129];  /* "": none */
+    size_t                thread_id_len;
     char                 *body;            /* c1_free() */
     size_t                len;
 } c1_request_t;
@@ -139,12 +153,20 @@ void c1_error_set(c1_error_t *err, int status, const char *type,
 
 char *c1_error_render(const c1_error_t *err, size_t *len);
 
+int c1_request_parse(const unsigned char *in, size_t len,
+    c1_body_type_e type, const c1_settings_t *s, c1_request_t *req,
+    c1_error_t *err);
+int c1_request_render(c1_request_t *req, const c1_settings_t *s,
+    const c1_turn_t *history, size_t nhistory);
+void c1_request_free(c1_request_t *req);
 int c1_request_build(const unsigned char *in, size_t len,
-    c1_body_type_e type, const c1_settings_t *s, c1_request_t *out,
+    c1_body_type_e type, const c1_settings_t *s, c1_request_t *req,
     c1_error_t *err);
 
 int c1_answer_extract(const unsigned char *in, size_t len, c1_mode_e mode,
     c1_answer_t *out, c1_error_t *err);
+
+char *c1_turns_render(const c1_turn_t *turns, size_t n, size_t *len);
 
 int c1_upstream_error(int status, const unsigned char *in, size_t len,
     c1_error_t *err);

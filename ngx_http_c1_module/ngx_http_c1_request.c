@@ -15,36 +15,38 @@
 #include <string.h>
 
 #include "ngx_http_c1_json.h"
+#include "ngx_http_c1_history.h"
 
 
 #define C1_BAD_REQUEST(err, code, param, ...)                                 \
     c1_error_set(err, 400, "invalid_request_error", code, param, __VA_ARGS__)
 
 
-static int c1_blank(const char *s);
+static int c1_request_prompt(c1_request_t *req, const char *text,
+    size_t len, c1_error_t *err);
 static int c1_check_messages(cJSON *messages, c1_error_t *err);
 static cJSON *c1_message(const char *role, cJSON *content);
 static int c1_add_settings(cJSON *req, const c1_settings_t *s);
 static int c1_prompt_text(cJSON *prompt, cJSON **text, c1_error_t *err);
 
 
+/*
+ * Parses and checks the client's body: its mode, whether it streams, the
+ * prompt text (prompt mode) and the thread it belongs to.
+ */
+
 int
-c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
-    const c1_settings_t *s, c1_request_t *out, c1_error_t *err)
+c1_request_parse(const unsigned char *in, size_t len, c1_body_type_e type,
+    const c1_settings_t *s, c1_request_t *req, c1_error_t *err)
 {
     int          rc;
-    cJSON       *root, *req, *msgs, *item, *next, *prompt, *messages, *stream;
-    cJSON       *text;
+    cJSON       *root, *prompt, *messages, *stream, *thread, *text;
     const char  *problem;
 
-    root = NULL;
-    req = NULL;
-    text = NULL;
-    messages = NULL;
+    memset(req, 0, sizeof(c1_request_t));
+    req->stream = s->stream;
 
-    out->body = NULL;
-    out->len = 0;
-    out->stream = s->stream;
+    text = NULL;
 
     if (type == C1_BODY_TEXT) {
 
@@ -65,19 +67,8 @@ c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
             return C1_ERROR;
         }
 
-        text = c1_json_string(&(c1_str_t) { in, len });
-        if (text == NULL) {
-            return C1_NOMEM;
-        }
-
-        if (c1_blank(text->valuestring)) {
-            cJSON_Delete(text);
-            C1_BAD_REQUEST(err, "empty_prompt", "prompt", "the prompt is empty");
-            return C1_ERROR;
-        }
-
-        out->mode = C1_MODE_PROMPT;
-        goto build;
+        req->mode = C1_MODE_PROMPT;
+        return c1_request_prompt(req, (const char *) in, len, err);
     }
 
     root = c1_json_parse(in, len, &problem);
@@ -87,10 +78,11 @@ c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
         return C1_ERROR;
     }
 
+    req->root = root;
+
     if (!cJSON_IsObject(root)) {
         C1_BAD_REQUEST(err, "invalid_body", NULL,
                        "the request body must be a JSON object");
-        rc = C1_ERROR;
         goto failed;
     }
 
@@ -100,11 +92,10 @@ c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
         if (!cJSON_IsBool(stream)) {
             C1_BAD_REQUEST(err, "invalid_stream", "stream",
                            "\"stream\" must be true or false");
-            rc = C1_ERROR;
             goto failed;
         }
 
-        out->stream = cJSON_IsTrue(stream);
+        req->stream = cJSON_IsTrue(stream);
     }
 
     prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -113,76 +104,115 @@ c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
     if (prompt != NULL && messages != NULL) {
         C1_BAD_REQUEST(err, "invalid_body", NULL,
                        "give either \"prompt\" or \"messages\", not both");
-        rc = C1_ERROR;
         goto failed;
     }
 
-    if (prompt != NULL) {
-        rc = c1_prompt_text(prompt, &text, err);
-        if (rc != C1_OK) {
-            goto failed;
-        }
-
-        out->mode = C1_MODE_PROMPT;
-        goto build;
-    }
-
-    if (messages == NULL) {
+    if (prompt == NULL && messages == NULL) {
         C1_BAD_REQUEST(err, "missing_prompt", "prompt",
                        "the request needs a \"prompt\" (or OpenAI-style "
                        "\"messages\")");
-        rc = C1_ERROR;
         goto failed;
     }
 
-    rc = c1_check_messages(messages, err);
+    if (messages != NULL) {
+        req->mode = C1_MODE_OPENAI;
+        return c1_check_messages(messages, err);
+    }
+
+    req->mode = C1_MODE_PROMPT;
+
+    rc = c1_prompt_text(prompt, &text, err);
     if (rc != C1_OK) {
-        goto failed;
+        return rc;
     }
 
-    out->mode = C1_MODE_OPENAI;
+    /* the thread, when threads are kept */
 
-build:
+    thread = cJSON_GetObjectItemCaseSensitive(root, "threadId");
 
-    rc = C1_NOMEM;
+    if (s->history && thread != NULL && !cJSON_IsNull(thread)) {
+        if (!cJSON_IsString(thread)
+            || !c1_thread_id_valid((unsigned char *) thread->valuestring,
+                                   strlen(thread->valuestring)))
+        {
+            C1_BAD_REQUEST(err, "invalid_thread_id", "threadId",
+                           "\"threadId\" must be 1 to 128 printable ASCII "
+                           "characters");
+            return C1_ERROR;
+        }
 
-    req = cJSON_CreateObject();
-    if (req == NULL) {
-        goto failed;
+        req->thread_id_len = strlen(thread->valuestring);
+        memcpy(req->thread_id, thread->valuestring, req->thread_id_len + 1);
+    }
+
+    return c1_request_prompt(req, text->valuestring,
+                             strlen(text->valuestring), err);
+
+failed:
+
+    return C1_ERROR;
+}
+
+
+/*
+ * The body for C1: the model, the system prompt, the thread's history
+ * (prompt mode), the prompt or the client's messages, the settings.
+ */
+
+int
+c1_request_render(c1_request_t *req, const c1_settings_t *s,
+    const c1_turn_t *history, size_t nhistory)
+{
+    size_t   i;
+    cJSON   *root, *r, *msgs, *item, *next, *messages;
+
+    root = req->root;
+
+    r = cJSON_CreateObject();
+    if (r == NULL) {
+        return C1_NOMEM;
     }
 
     item = c1_json_string(&s->model);
     if (item == NULL) {
-        goto failed;
+        goto nomem;
     }
 
-    cJSON_AddItemToObject(req, "model", item);
+    cJSON_AddItemToObject(r, "model", item);
 
-    msgs = cJSON_AddArrayToObject(req, "messages");
+    msgs = cJSON_AddArrayToObject(r, "messages");
     if (msgs == NULL) {
-        goto failed;
+        goto nomem;
     }
 
     if (s->system_prompt.len) {
         item = c1_json_string(&s->system_prompt);
-        if (item == NULL) {
-            goto failed;
-        }
-
-        item = c1_message("system", item);
-        if (item == NULL) {
-            goto failed;
+        if (item == NULL || (item = c1_message("system", item)) == NULL) {
+            goto nomem;
         }
 
         cJSON_AddItemToArray(msgs, item);
     }
 
-    if (out->mode == C1_MODE_PROMPT) {
-        item = c1_message("user", text);
-        text = NULL;
+    if (req->mode == C1_MODE_PROMPT) {
 
-        if (item == NULL) {
-            goto failed;
+        for (i = 0; i < nhistory; i++) {
+            item = c1_json_string(&(c1_str_t) { history[i].data,
+                                                history[i].len });
+            if (item == NULL
+                || (item = c1_message(history[i].role, item)) == NULL)
+            {
+                goto nomem;
+            }
+
+            cJSON_AddItemToArray(msgs, item);
+        }
+
+        item = c1_json_string(&(c1_str_t) {
+                                  (const unsigned char *) req->prompt,
+                                  req->prompt_len });
+        if (item == NULL || (item = c1_message("user", item)) == NULL) {
+            goto nomem;
         }
 
         cJSON_AddItemToArray(msgs, item);
@@ -190,6 +220,8 @@ build:
     } else {
 
         /* the client's messages, without the frontend's "id" fields */
+
+        messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
 
         for (item = messages->child; item != NULL; item = next) {
             next = item->next;
@@ -210,34 +242,104 @@ build:
                 continue;
             }
 
-            cJSON_AddItemToObject(req, item->string,
+            cJSON_AddItemToObject(r, item->string,
                                   cJSON_DetachItemViaPointer(root, item));
         }
     }
 
-    if (c1_add_settings(req, s) != C1_OK) {
-        goto failed;
+    if (c1_add_settings(r, s) != C1_OK) {
+        goto nomem;
     }
 
-    if (out->stream && cJSON_AddTrueToObject(req, "stream") == NULL) {
-        goto failed;
+    if (req->stream && cJSON_AddTrueToObject(r, "stream") == NULL) {
+        goto nomem;
     }
 
-    out->body = cJSON_PrintUnformatted(req);
-    if (out->body == NULL) {
-        goto failed;
+    req->body = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+
+    if (req->body == NULL) {
+        return C1_NOMEM;
     }
 
-    out->len = strlen(out->body);
-    rc = C1_OK;
+    req->len = strlen(req->body);
 
-failed:
+    return C1_OK;
 
-    cJSON_Delete(text);
-    cJSON_Delete(req);
-    cJSON_Delete(root);
+nomem:
+
+    cJSON_Delete(r);
+
+    return C1_NOMEM;
+}
+
+
+void
+c1_request_free(c1_request_t *req)
+{
+    cJSON_Delete(req->root);
+    free(req->prompt);
+    free(req->body);
+
+    req->root = NULL;
+    req->prompt = NULL;
+    req->body = NULL;
+}
+
+
+int
+c1_request_build(const unsigned char *in, size_t len, c1_body_type_e type,
+    const c1_settings_t *s, c1_request_t *req, c1_error_t *err)
+{
+    int    rc;
+    char  *body;
+
+    rc = c1_request_parse(in, len, type, s, req, err);
+
+    if (rc == C1_OK) {
+        rc = c1_request_render(req, s, NULL, 0);
+    }
+
+    body = req->body;
+    req->body = NULL;
+    c1_request_free(req);
+    req->body = body;
 
     return rc;
+}
+
+
+/* the prompt text, copied; a blank one is refused */
+
+static int
+c1_request_prompt(c1_request_t *req, const char *text, size_t len,
+    c1_error_t *err)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r'
+            && text[i] != '\n')
+        {
+            break;
+        }
+    }
+
+    if (i == len) {
+        C1_BAD_REQUEST(err, "empty_prompt", "prompt", "the prompt is empty");
+        return C1_ERROR;
+    }
+
+    req->prompt = malloc(len + 1);
+    if (req->prompt == NULL) {
+        return C1_NOMEM;
+    }
+
+    memcpy(req->prompt, text, len);
+    req->prompt[len] = '\0';
+    req->prompt_len = len;
+
+    return C1_OK;
 }
 
 
@@ -247,44 +349,39 @@ c1_prompt_text(cJSON *prompt, cJSON **text, c1_error_t *err)
     cJSON  *content, *role;
 
     if (cJSON_IsString(prompt)) {
-        content = prompt;
+        *text = prompt;
+        return C1_OK;
+    }
 
-    } else if (cJSON_IsObject(prompt)) {
-
-        /* <C1Chat>'s message: {"id", "role": "user", "content"} */
-
-        role = cJSON_GetObjectItemCaseSensitive(prompt, "role");
-
-        if (role != NULL
-            && !(cJSON_IsString(role) && strcmp(role->valuestring, "user") == 0))
-        {
-            C1_BAD_REQUEST(err, "invalid_prompt", "prompt.role",
-                           "the prompt's role must be \"user\"");
-            return C1_ERROR;
-        }
-
-        content = cJSON_GetObjectItemCaseSensitive(prompt, "content");
-
-        if (!cJSON_IsString(content)) {
-            C1_BAD_REQUEST(err, "invalid_prompt", "prompt.content",
-                           "the prompt's \"content\" must be a string");
-            return C1_ERROR;
-        }
-
-    } else {
+    if (!cJSON_IsObject(prompt)) {
         C1_BAD_REQUEST(err, "invalid_prompt", "prompt",
                        "\"prompt\" must be a string or a message object");
         return C1_ERROR;
     }
 
-    if (c1_blank(content->valuestring)) {
-        C1_BAD_REQUEST(err, "empty_prompt", "prompt", "the prompt is empty");
+    /* <C1Chat>'s message: {"id", "role": "user", "content"} */
+
+    role = cJSON_GetObjectItemCaseSensitive(prompt, "role");
+
+    if (role != NULL
+        && !(cJSON_IsString(role) && strcmp(role->valuestring, "user") == 0))
+    {
+        C1_BAD_REQUEST(err, "invalid_prompt", "prompt.role",
+                       "the prompt's role must be \"user\"");
         return C1_ERROR;
     }
 
-    *text = cJSON_CreateString(content->valuestring);
+    content = cJSON_GetObjectItemCaseSensitive(prompt, "content");
 
-    return *text ? C1_OK : C1_NOMEM;
+    if (!cJSON_IsString(content)) {
+        C1_BAD_REQUEST(err, "invalid_prompt", "prompt.content",
+                       "the prompt's \"content\" must be a string");
+        return C1_ERROR;
+    }
+
+    *text = content;
+
+    return C1_OK;
 }
 
 
@@ -413,15 +510,3 @@ c1_add_settings(cJSON *req, const c1_settings_t *s)
     return C1_OK;
 }
 
-
-static int
-c1_blank(const char *s)
-{
-    for ( /* void */ ; *s; s++) {
-        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n') {
-            return 0;
-        }
-    }
-
-    return 1;
-}

@@ -9,6 +9,8 @@ package C1Mock;
 #   /mock/echo-headers  content = "METHOD URI" then the request headers,
 #                       one "name: value" line each, sorted
 #   /mock/answer?len=N  content = N bytes of "x"
+#   /mock/echo-messages content = the messages C1 got, "role:content"
+#                       joined by " | "
 #   /mock/sse           a chat.completion.chunk stream of @Pieces, shaped
 #                       by arguments: crlf, ids, comments, events (id:,
 #                       ": ", event:/retry: lines), nodone, usage,
@@ -131,6 +133,31 @@ our $MockLocations = <<'_EOC_';
                     .. '"total_tokens":46}}')
             end
             if not a.nodone then send("data: [DONE]" .. nl .. nl) end
+        }
+    }
+
+    location = /mock/echo-messages {
+        content_by_lua_block {
+            local cjson = require "cjson"
+            ngx.req.read_body()
+            local body = ngx.req.get_body_data()
+            if not body then
+                local f = io.open(ngx.req.get_body_file(), "rb")
+                body = f:read("*a")
+                f:close()
+            end
+            local req = cjson.decode(body)
+            local seen = {}
+            for _, m in ipairs(req.messages) do
+                seen[#seen + 1] = m.role .. ":" .. m.content
+            end
+            ngx.header["Content-Type"] = "application/json"
+            ngx.print(cjson.encode({
+                object = "chat.completion",
+                choices = {{ index = 0, finish_reason = "stop",
+                    message = { role = "assistant",
+                                content = table.concat(seen, " | ") } }}
+            }))
         }
     }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ngx_http_c1_proto.h"
+#include "c1_mem.h"
 
 
 static int  tests, failed;
@@ -524,6 +525,135 @@ test_sse(void)
 }
 
 
+#define ID(s)  (const unsigned char *) s, sizeof(s) - 1
+#define TXT(s) (const unsigned char *) s, sizeof(s) - 1
+
+
+static void
+test_history(void)
+{
+    int                   rc;
+    uint64_t              tok, tok2;
+    c1_mem_t              mem;
+    static unsigned char  big[8192];
+    c1_msg_t      *m;
+    c1_thread_t   *t, *t2;
+    c1_history_t   h;
+
+    mem.used = 0;
+    mem.limit = 1 << 20;
+
+    ok(c1_history_init(&h, 64, &mem) == C1_HISTORY_OK, "history: init");
+    h.max_messages = 4;
+    h.inactive = 100;
+    h.busy_timeout = 600;
+    h.max_message = 4096;
+
+    ok(c1_thread_id_valid(ID("t-1")) && !c1_thread_id_valid(ID(""))
+       && !c1_thread_id_valid(ID("a b")) && !c1_thread_id_valid(ID("\x7f")),
+       "history: thread ids are 1-128 printable ASCII");
+
+    rc = c1_history_begin(&h, ID("t-1"), 1000, &t, &tok);
+    ok(rc == C1_HISTORY_OK && t->nmsgs == 0, "history: a turn begins");
+
+    ok(c1_history_begin(&h, ID("t-1"), 1001, &t2, &tok2) == C1_HISTORY_BUSY,
+       "history: a second turn on the same thread is refused");
+
+    c1_history_end(&h, t, tok);
+    ok(c1_history_find(&h, ID("t-1")) == NULL && h.threads == 0,
+       "history: a failed first turn leaves no thread");
+
+    c1_history_begin(&h, ID("t-1"), 1000, &t, &tok);
+    ok(c1_history_commit(&h, t, tok, TXT("q1"), TXT("a1"), 1000)
+       == C1_HISTORY_OK && t->nmsgs == 2, "history: a turn is kept");
+    c1_history_end(&h, t, tok);
+
+    c1_history_begin(&h, ID("t-1"), 1001, &t, &tok);
+    c1_history_end(&h, t, tok);
+    ok(c1_history_find(&h, ID("t-1")) == t && t->nmsgs == 2,
+       "history: a failed turn leaves the thread as it was");
+
+    c1_history_begin(&h, ID("t-1"), 1002, &t, &tok);
+    c1_history_commit(&h, t, tok, TXT("q2"), TXT("a2"), 1002);
+    c1_history_end(&h, t, tok);
+    c1_history_begin(&h, ID("t-1"), 1003, &t, &tok);
+    c1_history_commit(&h, t, tok, TXT("q3"), TXT("a3"), 1003);
+    c1_history_end(&h, t, tok);
+
+    m = t->first;
+    ok(t->nmsgs == 4 && m->len == 2 && memcmp(m->data, "q2", 2) == 0
+       && m->next->role == C1_ROLE_ASSISTANT,
+       "history: max_messages keeps the newest, oldest dropped first");
+
+    ok(c1_history_commit(&h, t, tok, TXT("x"), TXT("y"), 1003)
+       == C1_HISTORY_NONE, "history: no commit once the turn is over");
+
+    /* a stale turn (its worker died) frees the thread after busy_timeout */
+
+    c1_history_begin(&h, ID("t-2"), 2000, &t2, &tok2);
+    ok(c1_history_begin(&h, ID("t-2"), 2000 + 600, &t2, &tok) == C1_HISTORY_OK
+       && tok != tok2, "history: a stale turn gives way");
+    c1_history_end(&h, t2, tok2);
+    ok(c1_history_find(&h, ID("t-2")) == t2,
+       "history: the stale turn's end does not touch the new one");
+    c1_history_end(&h, t2, tok);
+
+    /* expiry: t-1 was last used at 1003 */
+
+    c1_history_expire(&h, 1003 + 99, 10);
+    ok(c1_history_find(&h, ID("t-1")) != NULL, "history: not yet expired");
+    c1_history_expire(&h, 1003 + 100, 10);
+    ok(c1_history_find(&h, ID("t-1")) == NULL && h.expired == 1
+       && h.messages == 0 && h.bytes == 0,
+       "history: expired after inactive");
+
+    /* a full zone: the least recently used threads go, busy ones stay */
+
+    mem.limit = mem.used + 3 * (sizeof(c1_thread_t) + 1200);
+
+    c1_history_begin(&h, ID("a"), 3000, &t, &tok);
+    memset(big, 'a', sizeof(big));
+    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 500, 3000);
+    c1_history_end(&h, t, tok);
+    c1_history_begin(&h, ID("b"), 3001, &t, &tok);
+    c1_history_commit(&h, t, tok, TXT("q"), TXT("b"), 3001);
+    c1_history_end(&h, t, tok);
+    c1_history_begin(&h, ID("busy"), 3001, &t2, &tok2);
+
+    c1_history_begin(&h, ID("c"), 3002, &t, &tok);
+    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 3000, 3002);
+    c1_history_end(&h, t, tok);
+
+    ok(rc == C1_HISTORY_OK && h.evicted >= 1
+       && c1_history_find(&h, ID("a")) == NULL
+       && c1_history_find(&h, ID("busy")) == t2,
+       "history: a full zone evicts the least recently used, not busy ones");
+
+    c1_history_begin(&h, ID("d"), 3003, &t, &tok);
+    rc = c1_history_commit(&h, t, tok, TXT("q"), big, sizeof(big), 3003);
+    c1_history_end(&h, t, tok);
+    ok(rc == C1_HISTORY_NOMEM && h.dropped == 1
+       && c1_history_find(&h, ID("d")) == NULL
+       && c1_history_find(&h, ID("c")) != NULL,
+       "history: a turn too large for the zone is dropped, evicting none");
+
+    ok(c1_history_delete(&h, ID("busy"), 3004) == C1_HISTORY_BUSY,
+       "history: a busy thread is not deleted");
+    c1_history_end(&h, t2, tok2);
+    ok(c1_history_delete(&h, ID("c"), 3004) == C1_HISTORY_OK
+       && c1_history_delete(&h, ID("c"), 3004) == C1_HISTORY_NONE,
+       "history: delete");
+
+    while (h.lru.next != &h.lru) {
+        t = h.lru.next;
+        c1_history_delete(&h, (unsigned char *) t->id, t->id_len, 9999);
+    }
+
+    c1_history_mem_free(&mem, h.buckets);
+    ok(mem.used == 0, "history: all memory given back");
+}
+
+
 int
 main(void)
 {
@@ -532,6 +662,7 @@ main(void)
     test_answer();
     test_errors();
     test_sse();
+    test_history();
 
     printf("1..%d\n", tests);
 
