@@ -6,6 +6,7 @@
 #   make unit       the protocol units' own tests
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
+#   make bench-history what a turn costs in a c1_history_zone
 #   make clean
 
 SHELL := /bin/bash
@@ -42,7 +43,7 @@ FUZZ_SECONDS ?= 300
 # what make test gives each harness
 FUZZ_CI_SECONDS ?= 20
 
-.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream clean
+.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history clean
 
 all: deps-build $(MODULE)
 
@@ -89,6 +90,9 @@ deps:
 
 bench-stream: all
 	bench/stream-bench.pl $(BENCH_ARGS)
+
+bench-history: all
+	bench/history-zone.pl
 
 test: deps all $(BUILD)/c1_unit
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \

@@ -21,7 +21,9 @@ our $Binary = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $started;
 
 sub start {
-    my ($http) = @_;
+    my ($http, %opt) = @_;
+    my $workers = $opt{workers} || 1;
+    my $master = $opt{workers} ? 'on' : 'off';
 
     stop();
     remove_tree($Root);
@@ -35,9 +37,9 @@ sub start {
     open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
 $modules
-worker_processes 1;
+worker_processes $workers;
 daemon on;
-master_process off;
+master_process $master;
 error_log logs/error.log info;
 pid logs/nginx.pid;
 
@@ -65,6 +67,26 @@ _EOC_
     }
 
     die "nginx does not listen on port $Port";
+}
+
+# a graceful reload: returns once the old workers are gone
+sub reload {
+    my @old = workers();
+    system("$Binary -p '$Root/' -c conf/nginx.conf -s reload 2>/dev/null") == 0
+        or die "cannot reload nginx";
+    for (1 .. 200) {
+        my %now = map { $_ => 1 } workers();
+        my $left = grep { $now{$_} } @old;
+        return if !$left && %now;
+        sleep 0.05;
+    }
+    die "the old workers did not go";
+}
+
+sub workers {
+    open my $fh, '<', "$Root/logs/nginx.pid" or return ();
+    chomp(my $master = <$fh>);
+    return grep { /^\d+$/ } split ' ', `pgrep -P $master`;
 }
 
 sub error_log {

@@ -1,0 +1,120 @@
+# Threads seen from real clients on a real nginx with a master and two
+# workers: every worker sees them, they survive a reload, a racing turn
+# gets 409, and a turn that ends badly (a broken stream, a client gone)
+# leaves its thread as it was.
+
+use strict;
+use warnings;
+
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep);
+use lib 't/lib';
+use C1Nginx;
+use C1Mock;
+
+my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n", workers => 2);
+    c1_history_zone zone=threads:1m max_messages=10 inactive=1h;
+
+    server {
+        listen 127.0.0.1:$C1_TEST_PORT;
+
+        c1_model m;
+        c1_history threads;
+
+        location = /chat { c1_pass /_c1; }
+        location = /slow { c1_stream on; c1_pass /_c1_slow; }
+        location = /broken { c1_stream on; c1_pass /_c1_broken; }
+
+        location = /_c1 {
+            internal;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/echo-messages;
+        }
+
+        location = /_c1_slow {
+            internal;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?delay=150;
+        }
+
+        location = /_c1_broken {
+            internal;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:$C1_TEST_PORT/mock/sse?after=3&reset=1;
+        }
+_EOC_
+
+sub curl {
+    my ($method, $path, $body) = @_;
+    my $data = defined $body ? "-H 'Content-Type: application/json' -d '$body'" : '';
+    my $out = `curl -s -N --max-time 10 -X $method $data -w '\\n%{http_code}' http://127.0.0.1:$port$path`;
+    my ($text, $code) = $out =~ /\A(.*)\n(\d+)\z/s;
+    return ($code, $text);
+}
+
+# every worker sees the thread: a new connection each time, two workers
+for my $i (1 .. 6) {
+    my ($code) = curl('POST', '/chat', qq({"prompt":"turn $i","threadId":"w"}));
+    is($code, 200, "turn $i");
+}
+my ($code, $body) = curl('GET', '/chat?threadId=w');
+is($code, 200, 'the thread is there');
+is(scalar(() = $body =~ /"role":"user"/g), 5,
+   'max_messages=10 keeps the last five turns, whichever worker took them');
+like($body, qr/\A\[\{"role":"user","content":"turn 2"\}/, 'the oldest went first');
+
+# a reload keeps the threads
+C1Nginx::reload();
+($code, $body) = curl('GET', '/chat?threadId=w');
+is($code, 200, 'after a reload: the thread is still there');
+like($body, qr/"content":"turn 6"/, 'after a reload: with its last turn');
+($code, $body) = curl('POST', '/chat', '{"prompt":"turn 7","threadId":"w"}');
+like($body, qr/user:turn 6 \| assistant:.* \| user:turn 7\z/,
+     'after a reload: C1 gets the history');
+
+# two turns racing on one thread: the second gets 409
+my $slow = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
+my $req = '{"prompt":"slow","threadId":"race"}';
+print $slow "POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    . "Content-Type: application/json\r\nContent-Length: " . length($req)
+    . "\r\n\r\n$req";
+sleep 0.3;
+($code, $body) = curl('POST', '/chat', '{"prompt":"fast","threadId":"race"}');
+is($code, 409, 'a racing turn: 409');
+like($body, qr/"code":"thread_busy"/, 'a racing turn: thread_busy');
+($code) = curl('DELETE', '/chat?threadId=race');
+is($code, 409, 'a running turn\'s thread cannot be deleted');
+my $first = do { local $/; <$slow> };
+like($first, qr/\A HTTP\/1\.1\ 200 .* <\/content> \s* 0\r\n\r\n\z/xs,
+     'the first turn completes');
+($code, $body) = curl('GET', '/chat?threadId=race');
+like($body, qr/\A\[\{"role":"user","content":"slow"\},\{"role":"assistant","content":"<content thesys=/,
+     'only the first turn is kept');
+($code, $body) = curl('POST', '/chat', '{"prompt":"after","threadId":"race"}');
+is($code, 200, 'the thread is free again once the turn ends');
+
+# a broken stream leaves the thread as it was
+($code, $body) = curl('POST', '/chat', '{"prompt":"keep me","threadId":"b"}');
+($code) = curl('POST', '/broken', '{"prompt":"lost","threadId":"b"}');
+($code, $body) = curl('GET', '/chat?threadId=b');
+is(scalar(() = $body =~ /"role":"user"/g), 1, 'a broken stream adds nothing');
+unlike($body, qr/lost/, 'a broken stream: its prompt is not kept');
+
+# a client gone mid-stream leaves the thread as it was, and frees it
+$slow = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
+$req = '{"prompt":"gone","threadId":"b"}';
+print $slow "POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    . "Content-Type: application/json\r\nContent-Length: " . length($req)
+    . "\r\n\r\n$req";
+sleep 0.4;
+close $slow;
+sleep 0.3;
+($code, $body) = curl('GET', '/chat?threadId=b');
+unlike($body, qr/gone/, 'a client gone mid-stream: its turn is not kept');
+($code) = curl('POST', '/chat', '{"prompt":"next","threadId":"b"}');
+is($code, 200, 'a client gone mid-stream: the thread is free again');
+
+unlike(C1Nginx::error_log(), qr/\[(?:alert|crit|emerg)\]|exited on signal/,
+       'no alert, no crash in the error log');
+
+done_testing();
