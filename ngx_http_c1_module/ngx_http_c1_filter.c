@@ -162,6 +162,7 @@ ngx_http_c1_header_filter(ngx_http_request_t *r)
     }
 
     ctx->replace = 1;
+    ctx->error_code = err.code;
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -274,6 +275,10 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         if (n == 0 || ctx->too_large) {
             b->pos = b->last;
             continue;
+        }
+
+        if (ctx->first_msec == 0) {
+            ctx->first_msec = ngx_current_msec;
         }
 
         if (ctx->len + n > lcf->max_response_size) {
@@ -409,6 +414,10 @@ ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     if (len) {
+        if (ctx->first_msec == 0) {
+            ctx->first_msec = ngx_current_msec;
+        }
+
         if (!ctx->started && ngx_http_c1_start_stream(r->main, ctx) != NGX_OK)
         {
             return NGX_ERROR;

@@ -28,6 +28,8 @@ static ngx_table_elt_t *ngx_http_c1_push_header(ngx_http_request_t *r,
     ngx_list_t *list, char *name, ngx_str_t *value);
 static void ngx_http_c1_cleanup(void *data);
 
+static ngx_int_t ngx_http_c1_init(ngx_conf_t *cf);
+static void *ngx_http_c1_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_c1_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -136,6 +138,20 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       0,
       NULL },
 
+    { ngx_string("c1_stream_usage"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, stream_usage),
+      NULL },
+
+    { ngx_string("c1_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_c1_metrics,
+      0,
+      0,
+      NULL },
+
     { ngx_string("c1_max_response_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -148,10 +164,10 @@ static ngx_command_t  ngx_http_c1_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_c1_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    ngx_http_c1_filter_init,               /* postconfiguration */
+    ngx_http_c1_add_variables,             /* preconfiguration */
+    ngx_http_c1_init,                      /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_c1_create_main_conf,          /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -207,6 +223,10 @@ ngx_http_c1_get_ctx(ngx_http_request_t *r)
 
     cln->handler = ngx_http_c1_cleanup;
     cln->data = ctx;
+
+    ctx->prompt_tokens = -1;
+    ctx->completion_tokens = -1;
+    ctx->total_tokens = -1;
 
     ngx_http_set_ctx(r, ctx, ngx_http_c1_module);
 
@@ -432,7 +452,10 @@ ngx_http_c1_body_handler(ngx_http_request_t *r)
     }
 
     s.stream = lcf->stream ? 1 : 0;
+    s.stream_usage = lcf->stream_usage ? 1 : 0;
     s.history = lcf->history ? 1 : 0;
+
+    ctx->model = model;
 
     rc = c1_request_parse(body.data, body.len,
                           ctx->mode == C1_MODE_PROMPT ? C1_BODY_TEXT
@@ -522,6 +545,8 @@ ngx_http_c1_thread_request(ngx_http_request_t *r,
     ngx_int_t   rc;
     ngx_str_t   json;
     c1_error_t  err;
+
+    ngx_http_c1_get_ctx(r)->thread_op = 1;
 
     if (r->method == NGX_HTTP_GET) {
         rc = ngx_http_c1_thread_get(r, lcf->history, &json);
@@ -660,6 +685,7 @@ ngx_http_c1_subrequest(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     ctx->sr = sr;
+    ctx->start_msec = ngx_current_msec;
 
     sr->method = NGX_HTTP_POST;
     sr->method_name = ngx_http_c1_post;
@@ -839,6 +865,7 @@ ngx_http_c1_resume(ngx_http_request_t *r)
     }
 
     ctx->answered = 1;
+    ctx->end_msec = ngx_current_msec;
 
     ngx_http_finalize_request(r, ngx_http_c1_respond(r, ctx));
 }
@@ -907,10 +934,13 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
             return ngx_http_c1_send_error(r, &err);
         }
 
+        ctx->c1_status = 1;
+
         if (c1_upstream_error(ctx->status, ctx->buf, ctx->len, &err) == C1_OK)
         {
             /* already an OpenAI-style error: as C1 sent it */
             ctx->own = 1;
+            ctx->error_code = "c1_error";
             return ngx_http_c1_send(r, ctx->status, &ngx_http_c1_type_json,
                                     ctx->buf, ctx->len);
         }
@@ -931,6 +961,9 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     }
 
     ctx->own = 1;
+    ctx->prompt_tokens = answer.prompt_tokens;
+    ctx->completion_tokens = answer.completion_tokens;
+    ctx->total_tokens = answer.total_tokens;
 
     if (ctx->mode == C1_MODE_OPENAI) {
         type = &ngx_http_c1_type_json;
@@ -964,6 +997,8 @@ ngx_http_c1_start_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     ctx->own = 1;
     ctx->started = 1;
+
+    ngx_http_c1_stream_started();
 
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/event-stream");
@@ -1039,7 +1074,14 @@ ngx_http_c1_finish_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                      "C1's stream ended without any event");
     }
 
+    ctx->finished = 1;
+    ctx->prompt_tokens = ctx->relay.prompt_tokens;
+    ctx->completion_tokens = ctx->relay.completion_tokens;
+    ctx->total_tokens = ctx->relay.total_tokens;
+
     if (e) {
+        ctx->error_code = e->code;
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "c1: %s%s",
                       e->message, ctx->started ? ", after the client's "
                                                  "stream began" : "");
@@ -1139,6 +1181,7 @@ ngx_http_c1_send_error(ngx_http_request_t *r, c1_error_t *err)
     }
 
     ctx->own = 1;
+    ctx->error_code = err->code;
 
     return ngx_http_c1_send(r, err->status, &ngx_http_c1_type_json,
                             json.data, json.len);
@@ -1197,6 +1240,37 @@ ngx_http_c1_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
 }
 
 
+static ngx_int_t
+ngx_http_c1_init(ngx_conf_t *cf)
+{
+    if (ngx_http_c1_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_c1_filter_init(cf);
+}
+
+
+static void *
+ngx_http_c1_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_c1_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_c1_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(ngx_http_c1_zone_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return mcf;
+}
+
+
 static void *
 ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
 {
@@ -1224,6 +1298,7 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->max_response_size = NGX_CONF_UNSET_SIZE;
     conf->stream = NGX_CONF_UNSET;
     conf->history = NGX_CONF_UNSET_PTR;
+    conf->stream_usage = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1253,6 +1328,7 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_response_size, 8 * 1024 * 1024);
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_ptr_value(conf->history, prev->history, NULL);
+    ngx_conf_merge_value(conf->stream_usage, prev->stream_usage, 0);
 
     if (conf->history && conf->history->data == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

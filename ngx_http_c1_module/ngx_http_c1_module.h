@@ -20,9 +20,15 @@ typedef struct {
     c1_history_t              *sh;
     ngx_slab_pool_t           *shpool;
     ngx_str_t                  name;
+    size_t                     size;
     ngx_uint_t                 max_messages;
     time_t                     inactive;
 } ngx_http_c1_zone_t;
+
+
+typedef struct {
+    ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
+} ngx_http_c1_main_conf_t;
 
 
 typedef struct {
@@ -41,6 +47,7 @@ typedef struct {
     ngx_array_t               *stop;            /* of ngx_str_t */
     size_t                     max_response_size;
     ngx_flag_t                 stream;
+    ngx_flag_t                 stream_usage;
     ngx_shm_zone_t            *history;
 } ngx_http_c1_loc_conf_t;
 
@@ -67,6 +74,16 @@ typedef struct {
     ngx_str_t                  thread_id;
     ngx_str_t                  prompt;          /* the user message */
     c1_buf_t                   answer;          /* a streamed answer, whole */
+
+    /* for variables and metrics */
+    ngx_str_t                  model;
+    long                       prompt_tokens;   /* -1: unknown */
+    long                       completion_tokens;
+    long                       total_tokens;
+    ngx_msec_t                 start_msec;      /* the C1 call began */
+    ngx_msec_t                 first_msec;      /* its first content */
+    ngx_msec_t                 end_msec;        /* its answer ended */
+    const char                *error_code;      /* of our error answer */
     ngx_chain_t               *in;              /* C1's bufs not yet read */
     ngx_chain_t               *free;
     ngx_chain_t               *busy;
@@ -84,6 +101,10 @@ typedef struct {
     unsigned                   started:1;       /* the client has a header */
     unsigned                   ended:1;         /* C1's stream ended well */
     unsigned                   answer_lost:1;   /* too large to keep */
+    unsigned                   finished:1;      /* the stream was ended */
+    unsigned                   c1_status:1;     /* C1 answered an error */
+    unsigned                   thread_op:1;     /* GET or DELETE */
+    unsigned                   counted:1;
 } ngx_http_c1_ctx_t;
 
 
@@ -91,6 +112,11 @@ extern ngx_module_t  ngx_http_c1_module;
 
 
 ngx_int_t ngx_http_c1_filter_init(ngx_conf_t *cf);
+
+ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
+char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_c1_stream_started(void);
 
 char *ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

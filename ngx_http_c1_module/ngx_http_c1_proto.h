@@ -54,6 +54,7 @@ typedef struct {
     unsigned              has_max_tokens:1;
     unsigned              stream:1;
     unsigned              history:1;       /* threads are kept */
+    unsigned              stream_usage:1;  /* ask for usage in streams */
 } c1_settings_t;
 
 

@@ -255,6 +255,18 @@ c1_request_render(c1_request_t *req, const c1_settings_t *s,
         goto nomem;
     }
 
+    /* usage in a prompt stream: read by the module, never relayed */
+
+    if (req->stream && s->stream_usage && req->mode == C1_MODE_PROMPT) {
+        item = cJSON_AddObjectToObject(r, "stream_options");
+
+        if (item == NULL
+            || cJSON_AddTrueToObject(item, "include_usage") == NULL)
+        {
+            goto nomem;
+        }
+    }
+
     req->body = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
 

@@ -43,8 +43,9 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t            n;
     ngx_str_t           *value, name, s;
     ngx_uint_t           i;
-    ngx_shm_zone_t      *shm_zone;
-    ngx_http_c1_zone_t  *zone;
+    ngx_shm_zone_t           *shm_zone;
+    ngx_http_c1_zone_t       *zone, **zp;
+    ngx_http_c1_main_conf_t  *mcf;
 
     value = cf->args->elts;
 
@@ -141,9 +142,19 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     zone->name = name;
+    zone->size = size;
 
     shm_zone->init = ngx_http_c1_init_zone;
     shm_zone->data = zone;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
+
+    zp = ngx_array_push(&mcf->zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = zone;
 
     return NGX_CONF_OK;
 

@@ -23,6 +23,7 @@ my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n", workers =>
         c1_history threads;
 
         location = /chat { c1_pass /_c1; }
+        location = /metrics { c1_metrics; }
         location = /slow { c1_stream on; c1_pass /_c1_slow; }
         location = /broken { c1_stream on; c1_pass /_c1_broken; }
 
@@ -63,14 +64,24 @@ is(scalar(() = $body =~ /"role":"user"/g), 5,
    'max_messages=10 keeps the last five turns, whichever worker took them');
 like($body, qr/\A\[\{"role":"user","content":"turn 2"\}/, 'the oldest went first');
 
-# a reload keeps the threads
+sub prompt_ok {
+    my (undef, $m) = curl('GET', '/metrics');
+    return $m =~ /^c1_requests_total\{mode="prompt",stream="0",outcome="ok"\} (\d+)$/m
+        ? $1 : -1;
+}
+
+is(prompt_ok(), 6, 'metrics: six turns counted across both workers');
+
+# a reload keeps the threads and the counters
 C1Nginx::reload();
+is(prompt_ok(), 6, 'metrics: the counters survive a reload');
 ($code, $body) = curl('GET', '/chat?threadId=w');
 is($code, 200, 'after a reload: the thread is still there');
 like($body, qr/"content":"turn 6"/, 'after a reload: with its last turn');
 ($code, $body) = curl('POST', '/chat', '{"prompt":"turn 7","threadId":"w"}');
 like($body, qr/user:turn 6 \| assistant:.* \| user:turn 7\z/,
      'after a reload: C1 gets the history');
+is(prompt_ok(), 7, 'metrics: counting goes on after a reload');
 
 # two turns racing on one thread: the second gets 409
 my $slow = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
