@@ -338,6 +338,8 @@ ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_chain_t             *cl, *ln, *out;
     ngx_http_c1_loc_conf_t  *lcf;
 
+    lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_c1_module);
+
     if (in && ngx_chain_add_copy(r->pool, &ctx->in, in) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -366,7 +368,17 @@ ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         b = cl->buf;
 
         if (rc == C1_OK && ngx_buf_in_memory(b) && b->last > b->pos) {
-            rc = c1_relay_feed(&ctx->relay, b->pos, b->last - b->pos);
+            ctx->relayed += b->last - b->pos;
+
+            if ((size_t) ctx->relayed > lcf->stream_max_size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "c1: C1's stream ran over c1_stream_max_size");
+                ctx->over_size = 1;
+                rc = C1_ERROR;
+
+            } else {
+                rc = c1_relay_feed(&ctx->relay, b->pos, b->last - b->pos);
+            }
         }
 
         if (b->last_in_chain || b->last_buf) {
@@ -400,8 +412,6 @@ ngx_http_c1_relay(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     /* a prompt stream's answer, whole, for the thread */
 
     if (len && ctx->thread && !ctx->answer_lost) {
-        lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_c1_module);
-
         if (ctx->answer.len + len > lcf->max_response_size) {
             ctx->answer_lost = 1;
             c1_buf_free(&ctx->answer);

@@ -19,6 +19,7 @@ static ngx_int_t ngx_http_c1_subrequest(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_int_t ngx_http_c1_post_subrequest(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
+static void ngx_http_c1_deadline(ngx_event_t *ev);
 static void ngx_http_c1_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_respond(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
@@ -145,6 +146,20 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       offsetof(ngx_http_c1_loc_conf_t, stream_usage),
       NULL },
 
+    { ngx_string("c1_stream_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, stream_max_size),
+      NULL },
+
+    { ngx_string("c1_stream_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, stream_timeout),
+      NULL },
+
     { ngx_string("c1_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_c1_metrics,
@@ -242,6 +257,10 @@ ngx_http_c1_cleanup(void *data)
     if (ctx->buf) {
         ngx_free(ctx->buf);
         ctx->buf = NULL;
+    }
+
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
     }
 
     c1_relay_free(&ctx->relay);
@@ -687,6 +706,13 @@ ngx_http_c1_subrequest(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ctx->sr = sr;
     ctx->start_msec = ngx_current_msec;
 
+    if (ctx->stream && lcf->stream_timeout) {
+        ctx->deadline.handler = ngx_http_c1_deadline;
+        ctx->deadline.data = ctx;
+        ctx->deadline.log = r->connection->log;
+        ngx_add_timer(&ctx->deadline, lcf->stream_timeout);
+    }
+
     sr->method = NGX_HTTP_POST;
     sr->method_name = ngx_http_c1_post;
     sr->header_only = 0;
@@ -812,6 +838,37 @@ ngx_http_c1_push_header(ngx_http_request_t *r, ngx_list_t *list, char *name,
 }
 
 
+/*
+ * c1_stream_timeout: C1 still streams.  Its connection is timed out the
+ * way nginx times out a slow upstream, so that the proxy module ends the
+ * call and the client's stream ends with an error.
+ */
+
+static void
+ngx_http_c1_deadline(ngx_event_t *ev)
+{
+    ngx_http_c1_ctx_t *ctx = ev->data;
+
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
+
+    u = ctx->sr->upstream;
+
+    if (ctx->sr->done || u == NULL || u->peer.connection == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "c1: C1's stream ran over c1_stream_timeout");
+
+    ctx->over_time = 1;
+
+    c = u->peer.connection;
+    c->read->timedout = 1;
+    ngx_post_event(c->read, &ngx_posted_events);
+}
+
+
 static ngx_int_t
 ngx_http_c1_post_subrequest(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
@@ -866,6 +923,10 @@ ngx_http_c1_resume(ngx_http_request_t *r)
 
     ctx->answered = 1;
     ctx->end_msec = ngx_current_msec;
+
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
 
     ngx_http_finalize_request(r, ngx_http_c1_respond(r, ctx));
 }
@@ -1054,6 +1115,13 @@ ngx_http_c1_finish_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     if (ctx->relay.failed) {
         e = &ctx->relay.err;
+
+    } else if (ctx->over_size || ctx->over_time) {
+        e = &err;
+        c1_error_set(e, NGX_HTTP_BAD_GATEWAY, "upstream_error",
+                     "stream_limit", NULL, "C1's stream ran over %s",
+                     ctx->over_size ? "c1_stream_max_size"
+                                    : "c1_stream_timeout");
 
     } else if (!ctx->ended) {
         e = &err;
@@ -1299,6 +1367,8 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->stream = NGX_CONF_UNSET;
     conf->history = NGX_CONF_UNSET_PTR;
     conf->stream_usage = NGX_CONF_UNSET;
+    conf->stream_max_size = NGX_CONF_UNSET_SIZE;
+    conf->stream_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -1329,6 +1399,9 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_ptr_value(conf->history, prev->history, NULL);
     ngx_conf_merge_value(conf->stream_usage, prev->stream_usage, 0);
+    ngx_conf_merge_size_value(conf->stream_max_size, prev->stream_max_size,
+                              64 * 1024 * 1024);
+    ngx_conf_merge_msec_value(conf->stream_timeout, prev->stream_timeout, 0);
 
     if (conf->history && conf->history->data == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

@@ -48,6 +48,8 @@ typedef struct {
     size_t                     max_response_size;
     ngx_flag_t                 stream;
     ngx_flag_t                 stream_usage;
+    size_t                     stream_max_size;
+    ngx_msec_t                 stream_timeout;
     ngx_shm_zone_t            *history;
 } ngx_http_c1_loc_conf_t;
 
@@ -74,6 +76,9 @@ typedef struct {
     ngx_str_t                  thread_id;
     ngx_str_t                  prompt;          /* the user message */
     c1_buf_t                   answer;          /* a streamed answer, whole */
+
+    off_t                      relayed;         /* bytes C1 streamed */
+    ngx_event_t                deadline;        /* c1_stream_timeout */
 
     /* for variables and metrics */
     ngx_str_t                  model;
@@ -105,6 +110,8 @@ typedef struct {
     unsigned                   c1_status:1;     /* C1 answered an error */
     unsigned                   thread_op:1;     /* GET or DELETE */
     unsigned                   counted:1;
+    unsigned                   over_size:1;     /* c1_stream_max_size */
+    unsigned                   over_time:1;     /* c1_stream_timeout */
 } ngx_http_c1_ctx_t;
 
 
