@@ -7,6 +7,9 @@
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
 #   make bench-history what a turn costs in a c1_history_zone
+#   make test-valgrind  the Test::Nginx suite under valgrind memcheck
+#   make test-asan      the suite against the module built with
+#                       -fsanitize=address,undefined
 #   make clean
 
 SHELL := /bin/bash
@@ -43,7 +46,15 @@ FUZZ_SECONDS ?= 300
 # what make test gives each harness
 FUZZ_CI_SECONDS ?= 20
 
-.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history clean
+ASAN_DIR    := $(BUILD)/asan
+ASAN_MODULE := $(ASAN_DIR)/ngx_http_c1_module.so
+ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# the suite's Test::Nginx files (the others drive nginx themselves)
+NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
+
+.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history
+.PHONY: test-valgrind test-asan clean
 
 all: deps-build $(MODULE)
 
@@ -101,6 +112,27 @@ test: deps all $(BUILD)/c1_unit
 	fi; \
 	prove -r t/
 	$(MAKE) -s fuzz-ci
+
+test-valgrind: deps all
+	util/memcheck valgrind $(NGINX_TESTS)
+
+$(ASAN_DIR)/nginx/Makefile: config $(NGINX_SRC)/conf_flags
+	rm -rf $(ASAN_DIR)
+	mkdir -p $(ASAN_DIR)
+	cp -a $(NGINX_SRC) $(ASAN_DIR)/src
+	cd $(ASAN_DIR)/src && . ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt="$(ASAN_CC_OPT)" \
+	    --with-ld-opt="-fsanitize=address,undefined" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(ASAN_DIR)/nginx \
+	    > $(ASAN_DIR)/configure.log || { tail -20 $(ASAN_DIR)/configure.log; exit 1; }
+
+$(ASAN_MODULE): $(ASAN_DIR)/nginx/Makefile $(SRCS)
+	cd $(ASAN_DIR)/src && $(MAKE) -s -f $(ASAN_DIR)/nginx/Makefile modules
+	cp $(ASAN_DIR)/nginx/ngx_http_c1_module.so $@
+
+test-asan: deps $(ASAN_MODULE)
+	util/memcheck asan $(NGINX_TESTS)
 
 clean:
 	rm -rf $(BUILD) t/servroot*

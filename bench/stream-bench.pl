@@ -15,33 +15,28 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
-use File::Path qw(make_path remove_tree);
+use File::Basename qw(dirname);
 use Getopt::Long;
 use IO::Socket::INET;
 use POSIX qw(floor);
 use Time::HiRes qw(time sleep);
+
+use lib dirname(__FILE__) . '/lib';
+use C1Bench;
 
 my %o = (runs => 20, deltas => 200, interval => 5, mb => 100,
          fixture => 'dashboard');
 GetOptions(\%o, 'runs=i', 'deltas=i', 'interval=i', 'mb=i', 'fixture=s')
     or die "usage: $0 [--runs R] [--deltas N] [--interval MS] [--mb M]\n";
 
-use File::Basename qw(dirname);
-my $top = abs_path(dirname(__FILE__) . "/..");
-my $root = "$top/build/bench";
-my $nginx = $ENV{NGINX} || '/usr/sbin/nginx';
-my $module = "$top/build/ngx_http_c1_module.so";
-my $fixture = abs_path("$top/../shared/fixtures/c1-samples/$o{fixture}.c1.json")
-    or die "no fixture $o{fixture} in ../shared/fixtures/c1-samples\n";
+my $top = $C1Bench::Top;
+my $module = $C1Bench::Module;
+my $fixture = C1Bench::fixture($o{fixture});
 my ($mock_port, $edge_port) = (19601, 19602);
 
 -f $module or die "build the module first (make)\n";
 
-my $lua_modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-    . "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n";
-
-server('mock', $lua_modules, <<"_EOC_");
+C1Bench::server('mock', $C1Bench::Lua, <<"_EOC_");
     server {
         listen 127.0.0.1:$mock_port backlog=4096;
         keepalive_requests 100000;
@@ -53,7 +48,7 @@ server('mock', $lua_modules, <<"_EOC_");
     }
 _EOC_
 
-server('edge', "load_module $module;\n", <<"_EOC_");
+C1Bench::server('edge', "load_module $module;\n", <<"_EOC_");
     upstream mock_c1 {
         server 127.0.0.1:$mock_port;
         keepalive 64;
@@ -90,41 +85,6 @@ server('edge', "load_module $module;\n", <<"_EOC_");
         }
     }
 _EOC_
-
-sub server {
-    my ($name, $modules, $http) = @_;
-    my $dir = "$root/$name";
-    stop($name);
-    remove_tree($dir);
-    make_path("$dir/conf", "$dir/logs");
-    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
-    print $fh <<"_EOC_";
-$modules
-worker_processes 1;
-error_log logs/error.log warn;
-pid logs/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-$http
-}
-_EOC_
-    close $fh;
-    system($nginx, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0
-        or die "cannot start the $name nginx\n";
-}
-
-sub stop {
-    my ($name) = @_;
-    my $dir = "$root/$name";
-    return unless -e "$dir/logs/nginx.pid";
-    system("$nginx -p '$dir/' -c conf/nginx.conf -s stop 2>/dev/null");
-    for (1 .. 100) { last unless -e "$dir/logs/nginx.pid"; sleep 0.05 }
-}
-
-END { stop('mock'); stop('edge'); }
-
-sleep 0.3;
 
 # one streamed request; returns (ttfb, total, [latencies in us], body bytes,
 # body) where a latency is a delta's arrival minus its send stamp
@@ -197,28 +157,6 @@ sub pct {
     return $v[floor($p / 100 * $#v + 0.5)];
 }
 
-sub worker_pid {
-    my ($name) = @_;
-    open my $fh, '<', "$root/$name/logs/nginx.pid" or die $!;
-    chomp(my $master = <$fh>);
-    my ($w) = `pgrep -P $master` =~ /(\d+)/;
-    return $w;
-}
-
-sub rss_kb {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/status" or die $!;
-    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
-    return 0;
-}
-
-sub cpu_s {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/stat" or die $!;
-    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
-    return ($f[11] + $f[12]) / 100;    # utime + stime, in clock ticks
-}
-
 my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
 my $openai = '{"messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
 my $c1 = '{"model":"m","messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
@@ -260,7 +198,7 @@ for my $name (qw(plain prompt openai)) {
 
 # the long stream: bytes, order, memory, CPU
 my $bytes = $o{mb} * 1024 * 1024;
-my $worker = worker_pid('edge');
+my ($worker) = C1Bench::workers('edge');
 print "\nLong stream: $o{mb} MiB of content through one edge worker (pid $worker)\n";
 
 for my $case (['plain', "/plain?bytes=$bytes", $c1],
@@ -268,16 +206,16 @@ for my $case (['plain', "/plain?bytes=$bytes", $c1],
 {
     my ($name, $path, $body) = @$case;
     fetch($edge_port, "$path", $body);      # warm up pools and buffers
-    my $rss0 = rss_kb($worker);
-    my $cpu0 = cpu_s($worker);
+    my $rss0 = C1Bench::rss_kb($worker);
+    my $cpu0 = C1Bench::cpu_s($worker);
     my $peak = $rss0;
     my $n = 0;
     my $t0 = time;
     my (undef, $total, undef, $count, $data) = fetch($edge_port, $path, $body,
         keep => ($name eq 'prompt'),
-        sample => sub { $peak = rss_kb($worker) if ++$n % 64 == 0 && rss_kb($worker) > $peak });
-    my $cpu = cpu_s($worker) - $cpu0;
-    my $rss1 = rss_kb($worker);
+        sample => sub { $peak = C1Bench::rss_kb($worker) if ++$n % 64 == 0 && C1Bench::rss_kb($worker) > $peak });
+    my $cpu = C1Bench::cpu_s($worker) - $cpu0;
+    my $rss1 = C1Bench::rss_kb($worker);
     my $check = '';
 
     if ($name eq 'prompt') {
