@@ -7,6 +7,7 @@
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
 #   make bench-history what a turn costs in a c1_history_zone
+#   make soak           60 s of mixed traffic at concurrency 200
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
 #   make test-asan      the suite against the module built with
 #                       -fsanitize=address,undefined
@@ -54,7 +55,7 @@ ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
 NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history
-.PHONY: test-valgrind test-asan clean
+.PHONY: test-valgrind test-asan soak clean
 
 all: deps-build $(MODULE)
 
@@ -104,6 +105,9 @@ bench-stream: all
 
 bench-history: all
 	bench/history-zone.pl
+
+soak: all
+	bench/soak.pl $(SOAK_ARGS)
 
 test: deps all $(BUILD)/c1_unit
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \
