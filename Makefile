@@ -11,6 +11,8 @@
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
 #   make test-asan      the suite against the module built with
 #                       -fsanitize=address,undefined
+#   make deb            the Debian package libnginx-mod-http-c1 (build/deb)
+#   make test-deb       install it with apt, run the suite against it
 #   make clean
 
 SHELL := /bin/bash
@@ -55,7 +57,7 @@ ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
 NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history
-.PHONY: test-valgrind test-asan soak clean
+.PHONY: test-valgrind test-asan soak deb test-deb clean
 
 all: deps-build $(MODULE)
 
@@ -105,6 +107,12 @@ bench-stream: all
 
 bench-history: all
 	bench/history-zone.pl
+
+deb:
+	util/deb
+
+test-deb: deps deb
+	util/deb-test
 
 soak: all
 	bench/soak.pl $(SOAK_ARGS)
