@@ -34,7 +34,8 @@ CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Wall -Wextra -Wno-unused-parameter -Werror
 LD_OPT      := -Wl,-z,relro -Wl,-z,now -fPIC
 UNIT_CFLAGS := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
-               -Werror -I$(SRC_DIR) -It/unit
+               -Werror -I$(SRC_DIR) -It/unit \
+               -fsanitize=address,undefined -fno-sanitize-recover=all
 
 export TEST_NGINX_BINARY ?= /usr/sbin/nginx
 export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \

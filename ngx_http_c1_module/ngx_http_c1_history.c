@@ -179,12 +179,20 @@ c1_history_commit(c1_history_t *h, c1_thread_t *t, uint64_t token,
 
     u->role = C1_ROLE_USER;
     u->len = (uint32_t) ulen;
-    memcpy(u->data, user, ulen);
+
+    if (ulen) {
+        memcpy(u->data, user, ulen);
+    }
+
     u->next = a;
 
     a->role = C1_ROLE_ASSISTANT;
     a->len = (uint32_t) alen;
-    memcpy(a->data, answer, alen);
+
+    if (alen) {
+        memcpy(a->data, answer, alen);      /* an empty answer: NULL */
+    }
+
     a->next = NULL;
 
     if (t->last) {

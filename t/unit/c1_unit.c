@@ -588,6 +588,15 @@ test_history(void)
     ok(c1_history_commit(&h, t, tok, TXT("x"), TXT("y"), 1003)
        == C1_HISTORY_NONE, "history: no commit once the turn is over");
 
+    /* a stream with events and no content: an empty answer, kept */
+
+    c1_history_begin(&h, ID("empty"), 1004, &t2, &tok2);
+    ok(c1_history_commit(&h, t2, tok2, TXT("q"), NULL, 0, 1004)
+       == C1_HISTORY_OK && t2->last->len == 0,
+       "history: an empty answer is kept");
+    c1_history_end(&h, t2, tok2);
+    c1_history_delete(&h, ID("empty"), 1004);
+
     /* a stale turn (its worker died) frees the thread after busy_timeout */
 
     c1_history_begin(&h, ID("t-2"), 2000, &t2, &tok2);
