@@ -19,6 +19,8 @@
                  __VA_ARGS__)
 
 
+static int c1_relay_parse(c1_relay_t *r, const unsigned char *in,
+    size_t len, int end);
 static int c1_relay_event(void *data, const unsigned char *ev, size_t len);
 static int c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len);
 
@@ -48,25 +50,7 @@ c1_relay_free(c1_relay_t *r)
 int
 c1_relay_feed(c1_relay_t *r, const unsigned char *in, size_t len)
 {
-    int  rc;
-
-    if (r->failed) {
-        return C1_ERROR;
-    }
-
-    if (r->done) {
-        return C1_OK;
-    }
-
-    rc = c1_sse_feed(&r->sse, in, len, c1_relay_event, r);
-
-    if (rc == C1_ERROR && !r->failed) {
-        r->failed = 1;
-        C1_BAD_STREAM(&r->err, "C1's stream carried an event larger "
-                      "than this server accepts");
-    }
-
-    return rc;
+    return c1_relay_parse(r, in, len, 0);
 }
 
 
@@ -74,6 +58,13 @@ c1_relay_feed(c1_relay_t *r, const unsigned char *in, size_t len)
 
 int
 c1_relay_end(c1_relay_t *r)
+{
+    return c1_relay_parse(r, NULL, 0, 1);
+}
+
+
+static int
+c1_relay_parse(c1_relay_t *r, const unsigned char *in, size_t len, int end)
 {
     int  rc;
 
@@ -85,7 +76,10 @@ c1_relay_end(c1_relay_t *r)
         return C1_OK;
     }
 
-    rc = c1_sse_end(&r->sse, c1_relay_event, r);
+    rc = end ? c1_sse_end(&r->sse, c1_relay_event, r)
+             : c1_sse_feed(&r->sse, in, len, c1_relay_event, r);
+
+    /* the parser's own error: a line or an event over the bound */
 
     if (rc == C1_ERROR && !r->failed) {
         r->failed = 1;

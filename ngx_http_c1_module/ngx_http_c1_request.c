@@ -51,7 +51,8 @@ c1_request_parse(const unsigned char *in, size_t len, c1_body_type_e type,
     if (type == C1_BODY_TEXT) {
 
         if (len == 0) {
-            C1_BAD_REQUEST(err, "empty_prompt", "prompt", "the prompt is empty");
+            C1_BAD_REQUEST(err, "empty_prompt", "prompt",
+                           "the prompt is empty");
             return C1_ERROR;
         }
 
