@@ -1,5 +1,7 @@
 # ngx_http_c1_module
 #
+#   make run        the demo: nginx with the C1Chat frontend on
+#                   127.0.0.1:8080 (a mock C1 without THESYS_API_KEY)
 #   make            install what is missing (as root), build
 #                   build/ngx_http_c1_module.so against Debian's nginx
 #   make test       install what is missing (as root), build, run the suite
@@ -58,7 +60,7 @@ ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
 NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history
-.PHONY: test-valgrind test-asan soak deb test-deb clean
+.PHONY: test-valgrind test-asan soak deb test-deb frontend run clean
 
 all: deps-build $(MODULE)
 
@@ -103,6 +105,18 @@ fuzz-ci: $(FUZZ_BINS)
 deps:
 	@util/deps
 
+# the C1Chat frontend of the demo (examples/chat), built to static files
+frontend: examples/chat/dist/index.html
+
+examples/chat/dist/index.html: examples/chat/package-lock.json \
+        examples/chat/index.html examples/chat/vite.config.js \
+        $(wildcard examples/chat/src/*)
+	cd examples/chat && npm ci --no-audit --no-fund --loglevel=error \
+	    && npm run build --silent
+
+run:
+	util/run
+
 bench-stream: all
 	bench/stream-bench.pl $(BENCH_ARGS)
 
@@ -118,7 +132,7 @@ test-deb: deps deb
 soak: all
 	bench/soak.pl $(SOAK_ARGS)
 
-test: deps all $(BUILD)/c1_unit
+test: deps all frontend $(BUILD)/c1_unit
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \
 	    echo "Test::Nginx::Socket is not installed: using t/compat"; \
 	    export PERL5LIB=$(CURDIR)/t/compat/lib$${PERL5LIB:+:$$PERL5LIB}; \
