@@ -111,8 +111,10 @@ frontend: examples/chat/dist/index.html
 examples/chat/dist/index.html: examples/chat/package-lock.json \
         examples/chat/index.html examples/chat/vite.config.js \
         $(wildcard examples/chat/src/*)
+	mkdir -p $(BUILD)
 	cd examples/chat && npm ci --no-audit --no-fund --loglevel=error \
-	    && npm run build --silent
+	    && npm run build > $(BUILD)/frontend.log 2>&1 \
+	    || { tail -30 $(BUILD)/frontend.log; exit 1; }
 
 run:
 	util/run

@@ -1,6 +1,7 @@
 -- A mock C1 for the demo (make run without THESYS_API_KEY) and the browser
 -- test: answers C1's chat-completions protocol, streamed or not, with one
--- of the component trees in $c1_mock_trees, chosen by the words of the
+-- of the component trees in $c1_mock_trees (the component set that
+-- <C1Chat> 0.10 renders: a Card root), chosen by the words of the
 -- newest user message, at the pacing of a real C1 answer (about 1 s to the
 -- first token, then some 80 tokens a second: see
 -- ../shared/fixtures/c1-samples/metrics.json), sped up by $c1_mock_speed.
@@ -48,8 +49,6 @@ if words:find("chart") or words:find("graph") or words:find("size") then
     name = "planet-sizes-chart"
 elseif words:find("table") or words:find("planet") or words:find("list") then
     name = "planets-table"
-elseif words:find("form") or words:find("contact") then
-    name = "contact-form"
 end
 
 local f = assert(io.open(ngx.var.c1_mock_trees .. "/" .. name .. ".json", "rb"))
@@ -61,20 +60,14 @@ if #earlier > 0 then
     local note = {
         component = "TextContent",
         props = {
-            text = string.format("Answered with %d earlier turn%s of this "
-                                 .. "conversation in mind; the last one "
-                                 .. "asked: \"%s\"", #earlier,
-                                 #earlier == 1 and "" or "s", last),
-            size = "small"
+            textMarkdown = string.format("_Answered with %d earlier turn%s "
+                                         .. "of this conversation in mind; "
+                                         .. "the last one asked: \"%s\"_",
+                                         #earlier,
+                                         #earlier == 1 and "" or "s", last)
         }
     }
-    local root = tree.component
-    if root.component == "Stack" then
-        table.insert(root.props.children, 1, note)
-    else
-        tree.component = { component = "Stack",
-                           props = { children = { note, root } } }
-    end
+    table.insert(tree.component.props.children, 1, note)
 end
 
 local json = cjson.encode(tree)
