@@ -20,9 +20,9 @@ use Time::HiRes qw(time sleep);
 use lib dirname(__FILE__) . '/lib';
 use C1Bench;
 
-my %o = (seconds => 60, concurrency => 200);
-GetOptions(\%o, 'seconds=i', 'concurrency=i')
-    or die "usage: $0 [--seconds S] [--concurrency C]\n";
+my %o = (seconds => 60, concurrency => 200, rounds => 1);
+GetOptions(\%o, 'seconds=i', 'concurrency=i', 'rounds=i')
+    or die "usage: $0 [--seconds S] [--concurrency C] [--rounds R]\n";
 
 my ($mock_port, $edge_port) = (19611, 19612);
 my $top = $C1Bench::Top;
@@ -178,8 +178,19 @@ sub run {
 run(5);
 my $before = measure();
 
-my ($ok, $wrong) = run($o{seconds});
-my $after = measure();
+# with --rounds, the memory after each round: a leak grows round after
+# round, allocator fragmentation levels off
+my ($ok, $wrong) = (0, 0);
+my $after;
+for my $round (1 .. $o{rounds}) {
+    my ($a, $b) = run($o{seconds});
+    $ok += $a;
+    $wrong += $b;
+    $after = measure();
+    printf "  after round %d: private RSS %s KiB\n", $round,
+        join(', ', map { $after->{$_}[0] } @workers) if $o{rounds} > 1;
+}
+$o{seconds} *= $o{rounds};
 my $log = C1Bench::error_log('soak-edge');
 my $crashed = () = $log =~ /exited on signal/g;
 my $alerts = () = $log =~ /\[(?:alert|crit|emerg)\]/g;
