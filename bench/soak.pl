@@ -173,9 +173,10 @@ sub run {
     return ($ok, $wrong);
 }
 
-# a warm-up with the same mix fills nginx's pools, caches and upstream
-# keepalive connections: the baseline is taken after it
-run(5);
+# a warm-up round with the same mix and length brings the workers to their
+# working set (allocator arenas, nginx's free lists, upstream keepalive
+# connections): the baseline is taken after it
+run($o{seconds});
 my $before = measure();
 
 # with --rounds, the memory after each round: a leak grows round after
