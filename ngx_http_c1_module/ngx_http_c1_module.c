@@ -27,6 +27,8 @@ static ngx_int_t ngx_http_c1_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 static ngx_table_elt_t *ngx_http_c1_push_header(ngx_http_request_t *r,
     ngx_list_t *list, char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_c1_add_header(ngx_http_request_t *r, char *name,
+    char *value);
 static void ngx_http_c1_cleanup(void *data);
 
 static ngx_int_t ngx_http_c1_init(ngx_conf_t *cf);
@@ -275,7 +277,6 @@ ngx_http_c1_handler(ngx_http_request_t *r)
     ngx_int_t                rc;
     ngx_str_t                type;
     c1_error_t               err;
-    ngx_table_elt_t         *allow;
     ngx_http_c1_ctx_t       *ctx;
     ngx_http_c1_loc_conf_t  *lcf;
 
@@ -307,23 +308,20 @@ ngx_http_c1_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
+        if (ngx_http_c1_add_header(r, "Allow", lcf->history
+                                              ? "GET, POST, DELETE" : "POST")
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-
         if (lcf->history) {
-            ngx_str_set(&allow->value, "GET, POST, DELETE");
             c1_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
                          "method_not_allowed", NULL,
                          "this endpoint takes POST, and GET or DELETE of "
                          "a thread");
 
         } else {
-            ngx_str_set(&allow->value, "POST");
             c1_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
                          "method_not_allowed", NULL,
                          "this endpoint only takes POST requests");
@@ -832,6 +830,9 @@ ngx_http_c1_push_header(ngx_http_request_t *r, ngx_list_t *list, char *name,
     h->key.data = (u_char *) name;
     h->key.len = len;
     h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     h->lowcase_key = ngx_pnalloc(r->pool, len);
     if (h->lowcase_key == NULL) {
@@ -872,6 +873,31 @@ ngx_http_c1_deadline(ngx_event_t *ev)
     c = u->peer.connection;
     c->read->timedout = 1;
     ngx_post_event(c->read, &ngx_posted_events);
+}
+
+
+/* a response header of our own */
+
+static ngx_int_t
+ngx_http_c1_add_header(ngx_http_request_t *r, char *name, char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -1059,8 +1085,7 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 ngx_int_t
 ngx_http_c1_start_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
+    ngx_int_t  rc;
 
     ctx->own = 1;
     ctx->started = 1;
@@ -1073,23 +1098,12 @@ ngx_http_c1_start_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = -1;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_c1_add_header(r, "Cache-Control", "no-cache, no-transform")
+        != NGX_OK
+        || ngx_http_c1_add_header(r, "X-Accel-Buffering", "no") != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache, no-transform");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "X-Accel-Buffering");
-    ngx_str_set(&h->value, "no");
 
     rc = ngx_http_send_header(r);
 
@@ -1266,10 +1280,9 @@ static ngx_int_t
 ngx_http_c1_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
     u_char *data, size_t len)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     r->headers_out.status = status;
     r->headers_out.content_type = *type;
@@ -1277,14 +1290,9 @@ ngx_http_c1_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = len;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_c1_add_header(r, "Cache-Control", "no-cache") != NGX_OK) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache");
 
     if (len == 0) {
         r->header_only = 1;

@@ -15,6 +15,7 @@ use C1Mock;
 
 my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n", workers => 2);
     c1_history_zone zone=threads:1m max_messages=10 inactive=1h;
+    c1_history_zone zone=tiny:256k;
 
     server {
         listen 127.0.0.1:$C1_TEST_PORT;
@@ -23,6 +24,7 @@ my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n", workers =>
         c1_history threads;
 
         location = /chat { c1_pass /_c1; }
+        location = /tiny { c1_history tiny; c1_pass /_c1; }
         location = /metrics { c1_metrics; }
         location = /slow { c1_stream on; c1_pass /_c1_slow; }
         location = /broken { c1_stream on; c1_pass /_c1_broken; }
@@ -124,6 +126,26 @@ sleep 0.3;
 unlike($body, qr/gone/, 'a client gone mid-stream: its turn is not kept');
 ($code) = curl('POST', '/chat', '{"prompt":"next","threadId":"b"}');
 is($code, 200, 'a client gone mid-stream: the thread is free again');
+
+# a full zone drops the least recently used threads, says so, and every
+# request still succeeds
+my $all = 1;
+for my $i (1 .. 12) {
+    my $big = "p$i " x 3000;
+    ($code) = curl('POST', '/tiny', qq({"prompt":"$big","threadId":"z$i"}));
+    $all &&= $code == 200;
+}
+ok($all, 'a full zone: every request succeeds');
+($code) = curl('GET', '/tiny?threadId=z1');
+is($code, 404, 'a full zone: the least recently used thread went');
+($code) = curl('GET', '/tiny?threadId=z12');
+is($code, 200, 'a full zone: the newest thread is kept');
+like(C1Nginx::error_log(),
+     qr/\[warn\].*c1: c1_history_zone "tiny" is full: the history of \d+ least recently used threads? was dropped/,
+     'a full zone: the log says history was dropped');
+my (undef, $m) = curl('GET', '/metrics');
+like($m, qr/^c1_history_evicted_total\{zone="tiny"\} [1-9]\d*$/m,
+     'a full zone: the metrics count the evictions');
 
 unlike(C1Nginx::error_log(), qr/\[(?:alert|crit|emerg)\]|exited on signal/,
        'no alert, no crash in the error log');
