@@ -62,6 +62,7 @@ C1Bench::server('edge', "load_module $module;\n", <<"_EOC_");
         c1_model c1/bench/model;
         c1_system_prompt "You are a benchmark.";
         c1_stream on;
+        c1_stream_max_size 1024m;   # the long stream is over the default
 
         # the mock's arguments, for the subrequest (a server-level "set"
         # would run again in the subrequest, with its own empty \$args)
@@ -225,7 +226,14 @@ for my $case (['plain', "/plain?bytes=$bytes", $c1],
         for (my $i = 0; $ok && $i < $pieces; $i++) {
             $ok = substr($data, $i * 1024, 10) eq sprintf('%010d', $i);
         }
-        $check = $ok ? ', every byte in order' : ', BYTES LOST OR REORDERED';
+        if (!$ok) {
+            open my $dump, '>', "$C1Bench::Root/long-stream.out" or die $!;
+            print $dump $data;
+            close $dump;
+        }
+        $check = $ok ? ', every byte in order'
+                     : ", BYTES LOST OR REORDERED (got " . length($data)
+                       . " bytes: $C1Bench::Root/long-stream.out)";
     }
 
     printf "  %-7s %7.1f MiB/s, worker CPU %.2f ms/MiB, RSS %d KiB -> peak %d KiB -> %d KiB (%+d KiB)%s\n",

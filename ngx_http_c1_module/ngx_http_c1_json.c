@@ -5,7 +5,12 @@
  */
 
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE              /* memmem() */
+#endif
+
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +29,30 @@ int
 c1_utf8_valid(const unsigned char *p, size_t len)
 {
     size_t          i, n, k;
+    uint64_t        w;
     unsigned char   c;
     unsigned long   cp, min;
 
     i = 0;
 
     while (i < len) {
+
+        /* ASCII, eight bytes at a time */
+
+        while (len - i >= 8) {
+            memcpy(&w, p + i, 8);
+
+            if (w & 0x8080808080808080ULL) {
+                break;
+            }
+
+            i += 8;
+        }
+
+        if (i == len) {
+            break;
+        }
+
         c = p[i];
 
         if (c < 0x80) {
@@ -91,6 +114,12 @@ c1_json_has_nul_escape(const unsigned char *p, size_t len)
 {
     size_t  i;
     int     in_string;
+
+    /* the common case: no "\u0000" text anywhere */
+
+    if (memmem(p, len, "\\u0000", 6) == NULL) {
+        return 0;
+    }
 
     in_string = 0;
 

@@ -16,6 +16,8 @@
 
 static int c1_sse_line(c1_sse_t *p, const unsigned char *line, size_t len,
     c1_sse_event_pt handler, void *data);
+static const unsigned char *c1_sse_eol(const unsigned char *pos,
+    const unsigned char *last);
 
 
 int
@@ -97,9 +99,7 @@ c1_sse_feed(c1_sse_t *p, const unsigned char *in, size_t len,
 
     while (pos < last) {
 
-        for (eol = pos; eol < last && *eol != '\n' && *eol != '\r'; eol++) {
-            /* void */
-        }
+        eol = c1_sse_eol(pos, last);
 
         if (eol == last) {
 
@@ -144,6 +144,20 @@ c1_sse_feed(c1_sse_t *p, const unsigned char *in, size_t len,
     }
 
     return C1_OK;
+}
+
+
+/* the first '\n' or '\r' (memchr is vectorised), or last */
+
+static const unsigned char *
+c1_sse_eol(const unsigned char *pos, const unsigned char *last)
+{
+    const unsigned char  *lf, *cr;
+
+    lf = memchr(pos, '\n', last - pos);
+    cr = memchr(pos, '\r', (lf ? lf : last) - pos);
+
+    return cr ? cr : (lf ? lf : last);
 }
 
 
