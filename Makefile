@@ -7,6 +7,7 @@
 #   make test       install what is missing (as root), build, run the suite
 #   make unit       the protocol units' own tests
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
+#   make bench         the module against its alternatives (bench/RESULTS.md)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
 #   make bench-history what a turn costs in a c1_history_zone
 #   make soak           60 s of mixed traffic at concurrency 200
@@ -59,7 +60,8 @@ ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
 # the suite's Test::Nginx files (the others drive nginx themselves)
 NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
 
-.PHONY: all deps deps-build test unit fuzz fuzz-ci bench-stream bench-history
+.PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
+.PHONY: bench-history
 .PHONY: test-valgrind test-asan soak deb test-deb frontend run clean
 
 all: deps-build $(MODULE)
@@ -118,6 +120,9 @@ examples/chat/dist/index.html: examples/chat/package-lock.json \
 
 run:
 	util/run
+
+bench: all
+	bench/compare.pl $(BENCH_ARGS)
 
 bench-stream: all
 	bench/stream-bench.pl $(BENCH_ARGS)

@@ -30,26 +30,42 @@ local body = ngx.req.get_body_data() or ""
 local stream = body:find('"stream":true', 1, true) ~= nil
 local args = ngx.req.get_uri_args()
 
+-- the fixture, escaped, and the whole answer, made once per worker
+local cache = package.loaded["c1_bench_mock"]
+if not cache then
+    cache = {}
+    package.loaded["c1_bench_mock"] = cache
+end
+
 local function content()
-    local f = assert(io.open(ngx.var.c1_fixture, "rb"))
-    local tree = f:read("*a")
-    f:close()
-    tree = tree:gsub("&", "&amp;"):gsub('"', "&quot;")
-               :gsub("<", "&lt;"):gsub(">", "&gt;")
-    return '<content thesys="true">' .. tree .. '</content>'
+    local text = cache[ngx.var.c1_fixture]
+    if not text then
+        local f = assert(io.open(ngx.var.c1_fixture, "rb"))
+        local tree = f:read("*a")
+        f:close()
+        tree = tree:gsub("&", "&amp;"):gsub('"', "&quot;")
+                   :gsub("<", "&lt;"):gsub(">", "&gt;")
+        text = '<content thesys="true">' .. tree .. '</content>'
+        cache[ngx.var.c1_fixture] = text
+    end
+    return text
 end
 
 local head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk",'
     .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
 
 if not stream then
+    local key = "answer:" .. ngx.var.c1_fixture
+    if not cache[key] then
+        cache[key] = '{"id":"chatcmpl-bench","object":"chat.completion",'
+            .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+            .. '"message":{"role":"assistant","content":'
+            .. cjson.encode(content()) .. '},"finish_reason":"stop"}],'
+            .. '"usage":{"prompt_tokens":10,"completion_tokens":20,'
+            .. '"total_tokens":30}}'
+    end
     ngx.header["Content-Type"] = "application/json"
-    ngx.print('{"id":"chatcmpl-bench","object":"chat.completion",'
-        .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
-        .. '"message":{"role":"assistant","content":'
-        .. cjson.encode(content()) .. '},"finish_reason":"stop"}],'
-        .. '"usage":{"prompt_tokens":10,"completion_tokens":20,'
-        .. '"total_tokens":30}}')
+    ngx.print(cache[key])
     return
 end
 

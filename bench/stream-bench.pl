@@ -17,8 +17,6 @@ use warnings;
 
 use File::Basename qw(dirname);
 use Getopt::Long;
-use IO::Socket::INET;
-use POSIX qw(floor);
 use Time::HiRes qw(time sleep);
 
 use lib dirname(__FILE__) . '/lib';
@@ -87,77 +85,6 @@ C1Bench::server('edge', "load_module $module;\n", <<"_EOC_");
     }
 _EOC_
 
-# one streamed request; returns (ttfb, total, [latencies in us], body bytes,
-# body) where a latency is a delta's arrival minus its send stamp
-sub fetch {
-    my ($port, $path, $body, %opt) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
-                                  Proto => 'tcp') or die "connect: $!";
-    $s->setsockopt(6, 1, 1);    # TCP_NODELAY
-    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-        . "Content-Type: application/json\r\nConnection: close\r\n"
-        . "Content-Length: " . length($body) . "\r\n\r\n$body";
-    my $t0 = time;
-    syswrite($s, $req) == length($req) or die "write: $!";
-
-    my ($raw, $head, $data, $ttfb, @lat) = ('', undef, '', undef);
-    my $scan = '';
-    my $keep = $opt{keep};
-    my $count = 0;
-    my $sampler = $opt{sample};
-
-    while (1) {
-        my $n = sysread($s, my $buf, 65536);
-        die "read: $!" unless defined $n;
-        last if $n == 0;
-        my $t = time;
-        $raw .= $buf;
-
-        if (!defined $head) {
-            my $i = index($raw, "\r\n\r\n");
-            next if $i < 0;
-            $head = substr($raw, 0, $i);
-            $raw = substr($raw, $i + 4);
-        }
-
-        # de-chunk what is complete
-        while ($raw =~ /\A([0-9a-fA-F]+)\r\n/) {
-            my $len = hex $1;
-            my $need = length($1) + 2 + $len + 2;
-            last if length($raw) < $need;
-            my $chunk = substr($raw, length($1) + 2, $len);
-            $raw = substr($raw, $need);
-            next unless $len;
-            $ttfb //= $t - $t0;
-            $count += $len;
-            $data .= $chunk if $keep;
-            $scan .= $chunk;
-            my $end = 0;
-            while ($scan =~ /\[\[T(\d+)\]\]/g) {
-                push @lat, $t * 1e6 - $1;
-                $end = pos($scan);
-            }
-            $scan = substr($scan, $end);
-            $scan = substr($scan, -64) if length($scan) > 64;
-        }
-
-        $sampler->() if $sampler;
-    }
-
-    die "no header\n" unless defined $head;
-    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
-    die "status $status from $path\n" unless $status == 200;
-
-    return ($ttfb // 0, time - $t0, \@lat, $count, $data);
-}
-
-sub pct {
-    my ($p, @v) = @_;
-    @v = sort { $a <=> $b } @v;
-    return 0 unless @v;
-    return $v[floor($p / 100 * $#v + 0.5)];
-}
-
 my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
 my $openai = '{"messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
 my $c1 = '{"model":"m","messages":[{"role":"user","content":"a dashboard"}],"stream":true}';
@@ -171,7 +98,7 @@ for my $run (1 .. $o{runs}) {
                   ['openai', $edge_port, "/v1/chat/completions$q", $openai])
     {
         my ($name, $port, $path, $body) = @$case;
-        my ($ttfb, $total, $lat) = fetch($port, $path, $body);
+        my ($ttfb, $total, $lat) = C1Bench::fetch($port, $path, $body);
         die "$name: got " . scalar(@$lat) . " of $o{deltas} deltas\n"
             unless @$lat == $o{deltas};
         push @{ $r{$name}{ttfb} }, $ttfb * 1e3;
@@ -186,15 +113,15 @@ for my $name (qw(direct plain prompt openai)) {
     printf "%-28s %8.3fms %10.3fms %10.3fms\n",
         { direct => 'mock C1, direct', plain => 'nginx proxy_pass',
           prompt => 'module, prompt mode', openai => 'module, OpenAI mode' }->{$name},
-        pct(50, @{ $r{$name}{ttfb} }), pct(50, @{ $r{$name}{lat} }),
-        pct(99, @{ $r{$name}{lat} });
+        C1Bench::pct(50, @{ $r{$name}{ttfb} }), C1Bench::pct(50, @{ $r{$name}{lat} }),
+        C1Bench::pct(99, @{ $r{$name}{lat} });
 }
 print "\nadded over the direct stream (p50 / p99 per delta, p50 TTFB):\n";
 for my $name (qw(plain prompt openai)) {
     printf "  %-8s delta %+.3f / %+.3f ms, TTFB %+.3f ms\n", $name,
-        pct(50, @{ $r{$name}{lat} }) - pct(50, @{ $r{direct}{lat} }),
-        pct(99, @{ $r{$name}{lat} }) - pct(99, @{ $r{direct}{lat} }),
-        pct(50, @{ $r{$name}{ttfb} }) - pct(50, @{ $r{direct}{ttfb} });
+        C1Bench::pct(50, @{ $r{$name}{lat} }) - C1Bench::pct(50, @{ $r{direct}{lat} }),
+        C1Bench::pct(99, @{ $r{$name}{lat} }) - C1Bench::pct(99, @{ $r{direct}{lat} }),
+        C1Bench::pct(50, @{ $r{$name}{ttfb} }) - C1Bench::pct(50, @{ $r{direct}{ttfb} });
 }
 
 # the long stream: bytes, order, memory, CPU
@@ -206,13 +133,13 @@ for my $case (['plain', "/plain?bytes=$bytes", $c1],
               ['prompt', "/chat?bytes=$bytes", $prompt])
 {
     my ($name, $path, $body) = @$case;
-    fetch($edge_port, "$path", $body);      # warm up pools and buffers
+    C1Bench::fetch($edge_port, "$path", $body);      # warm up pools and buffers
     my $rss0 = C1Bench::rss_kb($worker);
     my $cpu0 = C1Bench::cpu_s($worker);
     my $peak = $rss0;
     my $n = 0;
     my $t0 = time;
-    my (undef, $total, undef, $count, $data) = fetch($edge_port, $path, $body,
+    my (undef, $total, undef, $count, $data) = C1Bench::fetch($edge_port, $path, $body,
         keep => ($name eq 'prompt'),
         sample => sub { $peak = C1Bench::rss_kb($worker) if ++$n % 64 == 0 && C1Bench::rss_kb($worker) > $peak });
     my $cpu = C1Bench::cpu_s($worker) - $cpu0;

@@ -9,7 +9,9 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
-use Time::HiRes qw(sleep);
+use IO::Socket::INET;
+use POSIX qw(floor);
+use Time::HiRes qw(time sleep);
 
 our $Top = abs_path(dirname(__FILE__) . '/../..');
 our $Root = "$Top/build/bench";
@@ -99,6 +101,78 @@ sub cpu_s {
     my @f = split ' ', (<$fh> =~ s/^.*\) //r);
     return ($f[11] + $f[12]) / 100;    # utime + stime, in clock ticks
 }
+
+# one streamed request; returns (ttfb, total, [latencies in us], body bytes,
+# body) where a latency is a delta's arrival minus its send stamp
+sub fetch {
+    my ($port, $path, $body, %opt) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                  Proto => 'tcp') or die "connect: $!";
+    $s->setsockopt(6, 1, 1);    # TCP_NODELAY
+    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\nConnection: close\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    my $t0 = time;
+    syswrite($s, $req) == length($req) or die "write: $!";
+
+    my ($raw, $head, $data, $ttfb, @lat) = ('', undef, '', undef);
+    my $scan = '';
+    my $keep = $opt{keep};
+    my $count = 0;
+    my $sampler = $opt{sample};
+
+    while (1) {
+        my $n = sysread($s, my $buf, 65536);
+        die "read: $!" unless defined $n;
+        last if $n == 0;
+        my $t = time;
+        $raw .= $buf;
+
+        if (!defined $head) {
+            my $i = index($raw, "\r\n\r\n");
+            next if $i < 0;
+            $head = substr($raw, 0, $i);
+            $raw = substr($raw, $i + 4);
+        }
+
+        # de-chunk what is complete
+        while ($raw =~ /\A([0-9a-fA-F]+)\r\n/) {
+            my $len = hex $1;
+            my $need = length($1) + 2 + $len + 2;
+            last if length($raw) < $need;
+            my $chunk = substr($raw, length($1) + 2, $len);
+            $raw = substr($raw, $need);
+            next unless $len;
+            $ttfb //= $t - $t0;
+            $count += $len;
+            $data .= $chunk if $keep;
+            $scan .= $chunk;
+            my $end = 0;
+            while ($scan =~ /\[\[T(\d+)\]\]/g) {
+                push @lat, $t * 1e6 - $1;
+                $end = pos($scan);
+            }
+            $scan = substr($scan, $end);
+            $scan = substr($scan, -64) if length($scan) > 64;
+        }
+
+        $sampler->() if $sampler;
+    }
+
+    die "no header\n" unless defined $head;
+    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
+    die "status $status from $path\n" unless $status == 200;
+
+    return ($ttfb // 0, time - $t0, \@lat, $count, $data);
+}
+
+sub pct {
+    my ($p, @v) = @_;
+    @v = sort { $a <=> $b } @v;
+    return 0 unless @v;
+    return $v[floor($p / 100 * $#v + 0.5)];
+}
+
 
 END { stop($_) for keys %started }
 

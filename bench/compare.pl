@@ -1,0 +1,338 @@
+#!/usr/bin/env perl
+# The module against what a user would pick instead, side by side in one
+# run, on one machine, against one mock C1 (bench/mock-c1.lua): every
+# contender of bench/contenders/ takes a {"prompt"} POST, calls the mock
+# with model, system prompt and key, and returns the content or relays the
+# deltas.  Writes bench/RESULTS.md and bench/results.png.
+#
+#   bench/compare.pl [--seconds S] [--streams N] [--only NAME,...]
+
+use strict;
+use warnings;
+
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use Getopt::Long;
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+
+use lib dirname(__FILE__) . '/lib';
+use C1Bench;
+
+my %o = (seconds => 10, streams => 1000, runs => 10, only => '');
+GetOptions(\%o, 'seconds=i', 'streams=i', 'runs=i', 'only=s')
+    or die "usage: $0 [--seconds S] [--streams N] [--runs R] [--only a,b]\n";
+
+my $top = $C1Bench::Top;
+my $dir = "$top/bench/contenders";
+my $mock_port = 19801;
+my $fixture = C1Bench::fixture('dashboard');
+
+my @names = qw(direct module openai plain lua njs fastapi node);
+@names = grep { $_ ne 'callgrind' } split /,/, $o{only} if $o{only};
+
+my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
+my $c1 = '{"model":"c1/bench/model","messages":[{"role":"system","content":'
+    . '"You are a benchmark."},{"role":"user","content":"Show me a product '
+    . 'analytics dashboard"}]}';
+my $openai = '{"messages":[{"role":"user","content":"Show me a product '
+    . 'analytics dashboard"}]}';
+
+# what each contender is sent, and where
+my %job = (
+    direct  => [undef, '/v1/embed/chat/completions', $c1],
+    module  => ['module', '/chat', $prompt],
+    openai  => ['module', '/v1/chat/completions', $openai],
+    plain   => ['plain', '/chat', $c1],
+    lua     => ['lua', '/chat', $prompt],
+    njs     => ['njs', '/chat', $prompt],
+    fastapi => ['fastapi', '/chat', $prompt],
+    node    => ['node', '/chat', $prompt],
+);
+
+C1Bench::server('cmp-mock', $C1Bench::Lua, <<"_EOC_", 1);
+    server {
+        listen 127.0.0.1:$mock_port backlog=65535;
+        keepalive_requests 1000000;
+        location = /v1/embed/chat/completions {
+            set \$c1_fixture $fixture;
+            lua_http10_buffering off;
+            content_by_lua_file $top/bench/mock-c1.lua;
+        }
+    }
+_EOC_
+
+my %r;
+my $port = 19811;
+
+for my $name (@names) {
+    my ($kind, $path, $body) = @{ $job{$name} };
+    my $run = "$C1Bench::Root/cmp-$name";
+    my @pids;
+    my $p = $port;
+
+    if (!defined $kind) {
+
+        # the mock itself, straight: the baseline of added latency
+        $p = $mock_port;
+        @pids = C1Bench::workers('cmp-mock');
+
+    } else {
+        remove_tree($run);
+        make_path($run);
+
+        if (system("$dir/$kind/start $port $mock_port $run") != 0) {
+            warn "$name: could not start, left out\n";
+            next;
+        }
+
+        @pids = do { open my $fh, '<', "$run/pids" or die $!;
+                     map { chomp; $_ } <$fh> };
+    }
+
+    print STDERR "$name: pids @pids\n";
+
+    # throughput and latency, not streamed
+    for my $c (1, 16, 128) {
+        my $w = wrk($p, $path, $body, $c);
+        $r{$name}{"rps$c"} = $w->{rps};
+        $r{$name}{"p50_$c"} = $w->{p50};
+        $r{$name}{"p99_$c"} = $w->{p99};
+        $r{$name}{"err$c"} = $w->{errors};
+        printf STDERR "  c=%-3d %8.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d\n",
+            $c, $w->{rps}, $w->{p50}, $w->{p99}, $w->{errors};
+    }
+
+    # streams: time to first byte and per-delta latency
+    my $sbody = $body =~ s/\}\z/,"stream":true}/r;
+    my (@ttfb, @lat);
+    my $ok = eval {
+        for (1 .. $o{runs}) {
+            my ($ttfb, undef, $l) = C1Bench::fetch($p, "$path?n=100&interval=5",
+                                                  $sbody);
+            die "got " . scalar(@$l) . " of 100 deltas\n" unless @$l == 100;
+            push @ttfb, $ttfb * 1e3;
+            push @lat, map { $_ / 1e3 } @$l;
+        }
+        1;
+    };
+    if ($ok) {
+        $r{$name}{ttfb} = C1Bench::pct(50, @ttfb);
+        $r{$name}{d50} = C1Bench::pct(50, @lat);
+        $r{$name}{d99} = C1Bench::pct(99, @lat);
+        $r{$name}{rss} = $kind ? streams_rss($p, $path, $sbody, \@pids) : undef;
+        printf STDERR "  streams: TTFB %.3f ms, delta p50 %.3f p99 %.3f ms, "
+            . "%d streams +%.1f MB\n", $r{$name}{ttfb}, $r{$name}{d50},
+            $r{$name}{d99}, $o{streams}, $r{$name}{rss};
+    } else {
+        print STDERR "  streams: N/A ($@)";
+    }
+
+    system("$dir/$kind/stop $run") if $kind;
+    $port++;
+}
+
+# wrk: requests per second and latency percentiles
+sub wrk {
+    my ($port, $path, $body, $c) = @_;
+    my $script = "$C1Bench::Root/post.lua";
+    (my $lua_body = $body) =~ s/(["\\])/\\$1/g;
+    open my $fh, '>', $script or die $!;
+    print $fh "wrk.method = \"POST\"\nwrk.body = \"$lua_body\"\n"
+        . "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
+    close $fh;
+    my $out = `wrk -t1 -c$c -d$o{seconds}s --latency -s $script http://127.0.0.1:$port$path 2>&1`;
+    my %w = (rps => 0, p50 => 0, p99 => 0, errors => 0);
+    $w{rps} = $1 if $out =~ /Requests\/sec:\s+([\d.]+)/;
+    $w{p50} = ms($1, $2) if $out =~ /^\s+50%\s+([\d.]+)(us|ms|s)/m;
+    $w{p99} = ms($1, $2) if $out =~ /^\s+99%\s+([\d.]+)(us|ms|s)/m;
+    $w{errors} += $1 if $out =~ /Non-2xx or 3xx responses: (\d+)/;
+    $w{errors} += $1 + $2 + $3 + $4
+        if $out =~ /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/;
+    return \%w;
+}
+
+sub ms { my ($v, $u) = @_; return $u eq 'us' ? $v / 1000 : $u eq 's' ? $v * 1000 : $v }
+
+# the memory N concurrent streams take (slow streams: 100 deltas, 50 ms)
+sub streams_rss {
+    my ($port, $path, $body, $pids) = @_;
+    my $idle = 0;
+    $idle += C1Bench::rss_kb($_) for @$pids;
+    my @socks;
+    for (1 .. $o{streams}) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or last;
+        print $s "POST $path?n=100&interval=50 HTTP/1.1\r\nHost: x\r\n"
+            . "Connection: close\r\nContent-Type: application/json\r\n"
+            . "Content-Length: " . length($body) . "\r\n\r\n$body";
+        push @socks, $s;
+    }
+    my $sel = IO::Select->new(@socks);
+    my $peak = 0;
+    my $until = time + 3;
+    while (time < $until) {
+        for my $s ($sel->can_read(0.1)) { sysread($s, my $buf, 65536) }
+        my $now = 0;
+        $now += C1Bench::rss_kb($_) for @$pids;
+        $peak = $now if $now > $peak;
+    }
+    close $_ for @socks;
+    sleep 1;
+    return ($peak - $idle) / 1024;
+}
+
+# instructions per request (callgrind counts them, whatever else the
+# machine does): the module against plain proxy_pass, in one nginx
+sub callgrind_ir {
+    my ($path, $body, $n) = @_;
+    my $d = "$C1Bench::Root/cmp-callgrind";
+    remove_tree($d);
+    make_path("$d/logs");
+    open my $fh, '>', "$d/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+load_module $C1Bench::Module;
+daemon off;
+master_process off;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream mock_c1 { server 127.0.0.1:$mock_port; keepalive 16; }
+    server {
+        listen 127.0.0.1:19890;
+        c1_api_key sk-bench;
+        c1_model c1/bench/model;
+        c1_system_prompt "You are a benchmark.";
+        location = /chat { c1_pass /_c1; }
+        location = /_c1 {
+            internal;
+            proxy_pass http://mock_c1/v1/embed/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /plain {
+            proxy_pass http://mock_c1/v1/embed/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+_EOC_
+    close $fh;
+    my $pid = fork // die;
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', "$d/valgrind.log";
+        exec('valgrind', '--tool=callgrind', "--callgrind-out-file=$d/cg.out",
+             '/usr/sbin/nginx', '-p', "$d/", '-c', "$d/nginx.conf");
+        exit 1;
+    }
+    for (1 .. 200) {
+        last if IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890');
+        sleep 0.1;
+    }
+    # one keep-alive connection, as a load balancer in front would use
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890') or die $!;
+    for (1 .. $n) {
+        print $s "POST $path HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            . "application/json\r\nContent-Length: " . length($body)
+            . "\r\n\r\n$body";
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) { sysread($s, $head, 1, length $head) or last }
+        my ($len) = $head =~ /Content-Length: (\d+)/i;
+        my $got = 0;
+        while ($got < ($len // 0)) { $got += sysread($s, my $b, $len - $got) || last }
+    }
+    close $s;
+    kill 'QUIT', $pid;
+    waitpid($pid, 0);
+    my $total = 0;
+    open $fh, '<', "$d/cg.out" or return 0;
+    while (<$fh>) { $total = $1 if /^(?:summary|totals):\s+(\d+)/ }
+    return $total;
+}
+
+if (!$o{only} || $o{only} =~ /callgrind/) {
+    for my $t (['module', '/chat', $prompt], ['plain', '/plain', $c1]) {
+        my ($name, $path, $body) = @$t;
+        my $few = callgrind_ir($path, $body, 100);
+        my $many = callgrind_ir($path, $body, 600);
+        $r{$name}{ir} = ($many - $few) / 500;
+        printf STDERR "%s: %.0f instructions per request\n", $name, $r{$name}{ir};
+    }
+}
+
+# RESULTS.md and the chart
+my $m = $r{module} // {};
+my $cpu = `lscpu | sed -n 's/^Model name: *//p'`;
+chomp $cpu;
+my $mem = `free -g | awk '/Mem:/ {print \$2}'`;
+chomp $mem;
+my $ngx = `nginx -v 2>&1`;
+chomp $ngx;
+
+open my $md, '>', "$top/bench/RESULTS.md" or die $!;
+print $md "# Benchmark results\n\n";
+print $md "Made by `make bench` (bench/compare.pl) on " . localtime() . ": $cpu, "
+    . `nproc` =~ s/\n//r . " cores, ${mem} GiB, $ngx, one worker or process per "
+    . "contender, wrk -t1 for $o{seconds} s per point, the mock C1 of "
+    . "bench/mock-c1.lua answering the dashboard fixture (15 KB).\n\n";
+print $md "| Contender | req/s c=1 | c=16 | c=128 | p50 c=1 (ms) | p99 c=1 (ms) "
+    . "| stream TTFB (ms) | delta p50 (ms) | delta p99 (ms) | MB for $o{streams} streams |\n";
+print $md "|---|---|---|---|---|---|---|---|---|---|\n";
+for my $name (@names) {
+    my $x = $r{$name} or next;
+    printf $md "| %s | %.0f | %.0f | %.0f | %.3f | %.3f | %s | %s | %s | %s |\n",
+        $name, map({ $x->{$_} // 0 } qw(rps1 rps16 rps128 p50_1 p99_1)),
+        map({ defined $x->{$_} ? sprintf('%.3f', $x->{$_}) : 'N/A' } qw(ttfb d50 d99)),
+        defined $x->{rss} ? sprintf('%.1f', $x->{rss}) : 'N/A';
+}
+
+# the targets of the performance issue, as ratios from this run
+sub ratio {
+    my ($a, $b, $k) = @_;
+    return 'N/A' unless $r{$a} && $r{$b} && $r{$b}{$k};
+    return sprintf('%.2fx', $r{$a}{$k} / $r{$b}{$k});
+}
+
+print $md "\n## Targets\n\n| Target | Measured |\n|---|---|\n";
+for my $c (1, 16, 128) {
+    printf $md "| module >= 0.85x plain proxy_pass throughput, c=%d | %s |\n",
+        $c, ratio('module', 'plain', "rps$c");
+}
+for my $t (['lua', 1.5], ['njs', 1.5], ['fastapi', 20], ['node', 10]) {
+    my ($other, $want) = @$t;
+    printf $md "| module >= %sx %s throughput, c=16 / c=128 | %s / %s |\n",
+        $want, $other, ratio('module', $other, 'rps16'),
+        ratio('module', $other, 'rps128');
+}
+if ($r{module} && $r{direct}) {
+    printf $md "| added p50 latency < 0.2 ms at c=1 | %+.3f ms |\n",
+        $r{module}{p50_1} - $r{direct}{p50_1};
+    printf $md "| added per-delta p99 < 1 ms | %+.3f ms |\n",
+        ($r{module}{d99} // 0) - ($r{direct}{d99} // 0);
+}
+printf $md "| instructions per request, module / plain proxy_pass (callgrind) "
+    . "| %s / %s (%s) |\n",
+    map({ $r{$_} && $r{$_}{ir} ? sprintf('%.0f', $r{$_}{ir}) : 'N/A' } qw(module plain)),
+    ratio('module', 'plain', 'ir');
+printf $md "| %d concurrent streams in < 64 MB added RSS | %s MB |\n",
+    $o{streams}, defined $m->{rss} ? sprintf('%.1f', $m->{rss}) : 'N/A';
+close $md;
+
+open my $dat, '>', "$C1Bench::Root/results.dat" or die $!;
+for my $name (@names) {
+    my $x = $r{$name} or next;
+    printf $dat "%s %.0f %.0f %.0f\n", $name, $x->{rps1} // 0, $x->{rps16} // 0,
+        $x->{rps128} // 0;
+}
+close $dat;
+system('gnuplot', '-e', "set terminal png size 900,500; set output '$top/bench/results.png'; "
+    . "set style data histograms; set style fill solid; set ylabel 'requests/s'; "
+    . "set title 'Throughput by contender and concurrency (higher is better)'; "
+    . "plot '$C1Bench::Root/results.dat' using 2:xtic(1) title 'c=1', "
+    . "'' using 3 title 'c=16', '' using 4 title 'c=128'");
+
+print "wrote bench/RESULTS.md and bench/results.png\n";
