@@ -122,6 +122,7 @@ run:
 	util/run
 
 bench: all
+	util/deps bench
 	bench/compare.pl $(BENCH_ARGS)
 
 bench-stream: all
