@@ -51,17 +51,7 @@ my %job = (
     node    => ['node', '/chat', $prompt],
 );
 
-C1Bench::server('cmp-mock', $C1Bench::Lua, <<"_EOC_", 1);
-    server {
-        listen 127.0.0.1:$mock_port backlog=65535;
-        keepalive_requests 1000000;
-        location = /v1/embed/chat/completions {
-            set \$c1_fixture $fixture;
-            lua_http10_buffering off;
-            content_by_lua_file $top/bench/mock-c1.lua;
-        }
-    }
-_EOC_
+C1Bench::mock('cmp-mock', $mock_port, $fixture);
 
 my %r;
 my $port = 19811;

@@ -30,17 +30,7 @@ my $fixture = C1Bench::fixture('simple-table');
 
 -f $C1Bench::Module or die "build the module first (make)\n";
 
-C1Bench::server('soak-mock', $C1Bench::Lua, <<"_EOC_", 1);
-    server {
-        listen 127.0.0.1:$mock_port backlog=65535;
-        keepalive_requests 1000000;
-        location = /v1/embed/chat/completions {
-            set \$c1_fixture $fixture;
-            lua_http10_buffering off;
-            content_by_lua_file $top/bench/mock-c1.lua;
-        }
-    }
-_EOC_
+C1Bench::mock('soak-mock', $mock_port, $fixture);
 
 C1Bench::server('soak-edge', "load_module $C1Bench::Module;\n", <<"_EOC_", 2);
     upstream mock_c1 {

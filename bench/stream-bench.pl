@@ -34,17 +34,7 @@ my ($mock_port, $edge_port) = (19601, 19602);
 
 -f $module or die "build the module first (make)\n";
 
-C1Bench::server('mock', $C1Bench::Lua, <<"_EOC_");
-    server {
-        listen 127.0.0.1:$mock_port backlog=4096;
-        keepalive_requests 100000;
-        location = /v1/embed/chat/completions {
-            set \$c1_fixture $fixture;
-            lua_http10_buffering off;
-            content_by_lua_file $top/bench/mock-c1.lua;
-        }
-    }
-_EOC_
+C1Bench::mock('mock', $mock_port, $fixture);
 
 C1Bench::server('edge', "load_module $module;\n", <<"_EOC_");
     upstream mock_c1 {

@@ -57,6 +57,22 @@ _EOC_
     sleep 0.3;
 }
 
+# mock(NAME, PORT, FIXTURE): the mock C1 of bench/mock-c1.lua, one worker
+sub mock {
+    my ($name, $port, $fixture) = @_;
+    server($name, $Lua, <<"_EOC_", 1);
+    server {
+        listen 127.0.0.1:$port backlog=65535;
+        keepalive_requests 1000000;
+        location = /v1/embed/chat/completions {
+            set \$c1_fixture $fixture;
+            lua_http10_buffering off;
+            content_by_lua_file $Top/bench/mock-c1.lua;
+        }
+    }
+_EOC_
+}
+
 sub stop {
     my ($name) = @_;
     my $dir = "$Root/$name";
