@@ -68,7 +68,8 @@ _EOC_
 my @workers = C1Bench::workers('soak-edge');
 
 sub measure {
-    return { map { $_ => [C1Bench::rss_kb($_, 'RssAnon'), C1Bench::fds($_),
+    return { map { $_ => [C1Bench::rss_kb($_, 'RssAnon'),
+                          C1Bench::fds($_, $mock_port),
                           C1Bench::rss_kb($_)] } @workers };
 }
 
@@ -196,6 +197,7 @@ for my $pid (@workers) {
     my ($r0, $f0, $v0) = @{ $before->{$pid} };
     my ($r1, $f1, $v1) = @{ $after->{$pid} || [0, 0, 0] };
     printf "  worker %d: private RSS %d KiB -> %d KiB (%+d KiB), fds %d -> %d "
+        . "(not counting keepalive connections to the mock C1) "
         . "(RSS with shared zones %d -> %d KiB)\n",
         $pid, $r0, $r1, $r1 - $r0, $f0, $f1, $v0, $v1;
     # a leak grows with the requests served; allow one 64k malloc arena

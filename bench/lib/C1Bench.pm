@@ -105,10 +105,32 @@ sub rss_kb {
     return 0;
 }
 
+# fds(PID [, PORT]): the open descriptors of a process, leaving out its
+# connections to PORT (an upstream's keepalive cache, whose size depends on
+# the moment, not on a leak)
 sub fds {
-    my ($pid) = @_;
+    my ($pid, $port) = @_;
+    my %skip;
+
+    if ($port) {
+        for my $f ("/proc/$pid/net/tcp", "/proc/$pid/net/tcp6") {
+            open my $fh, '<', $f or next;
+            while (my $l = <$fh>) {
+                my @c = split ' ', $l;
+                next unless $c[2] && $c[2] =~ /:([0-9A-F]{4})$/;
+                $skip{$c[9]} = 1 if hex($1) == $port;
+            }
+        }
+    }
+
     opendir my $dh, "/proc/$pid/fd" or return 0;
-    return scalar grep { !/^\./ } readdir $dh;
+    my $n = 0;
+    for my $fd (grep { !/^\./ } readdir $dh) {
+        my $to = readlink("/proc/$pid/fd/$fd") // '';
+        next if $to =~ /^socket:\[(\d+)\]$/ && $skip{$1};
+        $n++;
+    }
+    return $n;
 }
 
 sub cpu_s {
