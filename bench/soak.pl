@@ -164,11 +164,21 @@ sub run {
     return ($ok, $wrong);
 }
 
-# a warm-up round with the same mix and length brings the workers to their
-# working set (allocator arenas, nginx's free lists, upstream keepalive
-# connections): the baseline is taken after it
-run($o{seconds});
-my $before = measure();
+# the baseline is the workers' steady state: warm-up rounds of the same
+# mix (20 s each) until a round leaves every worker's private memory where
+# the previous one did (allocator high-water marks, nginx's free lists,
+# upstream keepalive connections are then in place); at most 6 rounds
+my $before = {};
+for my $warm (1 .. 6) {
+    run(20);
+    my $now = measure();
+    my $steady = $warm > 1
+        && !grep { ($before->{$_}[0] // -1) != $now->{$_}[0] } @workers;
+    printf "  warm-up %d: private RSS %s KiB%s\n", $warm,
+        join(', ', map { $now->{$_}[0] } @workers), $steady ? ' (steady)' : '';
+    $before = $now;
+    last if $steady;
+}
 
 # with --rounds, the memory after each round: a leak grows round after
 # round, allocator fragmentation levels off
