@@ -11,7 +11,7 @@
 static ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
 static void ngx_http_c1_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_thread_request(ngx_http_request_t *r,
-    ngx_http_c1_loc_conf_t *lcf);
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
 static ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_c1_subrequest(ngx_http_request_t *r,
@@ -299,7 +299,7 @@ ngx_http_c1_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_c1_thread_request(r, lcf);
+        return ngx_http_c1_thread_request(r, ctx, lcf);
     }
 
     if (r->method != NGX_HTTP_POST) {
@@ -556,14 +556,14 @@ ngx_http_c1_body_handler(ngx_http_request_t *r)
 /* GET or DELETE of a thread: ?threadId=ID */
 
 static ngx_int_t
-ngx_http_c1_thread_request(ngx_http_request_t *r,
+ngx_http_c1_thread_request(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_loc_conf_t *lcf)
 {
     ngx_int_t   rc;
     ngx_str_t   json;
     c1_error_t  err;
 
-    ngx_http_c1_get_ctx(r)->thread_op = 1;
+    ctx->thread_op = 1;
 
     if (r->method == NGX_HTTP_GET) {
         rc = ngx_http_c1_thread_get(r, lcf->history, &json);
@@ -579,11 +579,7 @@ ngx_http_c1_thread_request(ngx_http_request_t *r,
     switch (rc) {
 
     case NGX_OK:
-        if (ngx_http_c1_get_ctx(r) == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_c1_get_ctx(r)->own = 1;
+        ctx->own = 1;
 
         return ngx_http_c1_send(r, NGX_HTTP_OK, &ngx_http_c1_type_json,
                                 json.data, json.len);
