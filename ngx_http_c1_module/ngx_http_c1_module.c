@@ -964,7 +964,6 @@ static ngx_int_t
 ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     int                  rc;
-    ngx_str_t           *type;
     c1_error_t           err;
     c1_answer_t          answer;
     ngx_pool_cleanup_t  *cln;
@@ -1055,8 +1054,8 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     ctx->total_tokens = answer.total_tokens;
 
     if (ctx->mode == C1_MODE_OPENAI) {
-        type = &ngx_http_c1_type_json;
-        return ngx_http_c1_send(r, NGX_HTTP_OK, type, ctx->buf, ctx->len);
+        return ngx_http_c1_send(r, NGX_HTTP_OK, &ngx_http_c1_type_json,
+                                ctx->buf, ctx->len);
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
