@@ -77,7 +77,6 @@ ngx_http_c1_header_filter(ngx_http_request_t *r)
         ctx->status = r->headers_out.status;
         ctx->header_seen = 1;
         ctx->len = 0;
-        ctx->body_done = 0;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "c1: C1 answered HTTP %ui", ctx->status);
@@ -260,10 +259,6 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
     for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
-
-        if (b->last_in_chain || b->last_buf) {
-            ctx->body_done = 1;
-        }
 
         if (!ngx_buf_in_memory(b)) {
             b->file_pos = b->file_last;

@@ -97,7 +97,6 @@ typedef struct {
     unsigned                   own:1;           /* our answer: let it be */
     unsigned                   replace:1;       /* replace nginx's page */
     unsigned                   header_seen:1;
-    unsigned                   body_done:1;
     unsigned                   too_large:1;
     unsigned                   broken:1;        /* C1 failed after header */
     unsigned                   aborted:1;       /* we stopped C1 */
