@@ -28,6 +28,7 @@ SRCS        := $(wildcard $(SRC_DIR)/*.c $(SRC_DIR)/*.h) config
 PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_request.c \
                $(SRC_DIR)/ngx_http_c1_answer.c \
+               $(SRC_DIR)/ngx_http_c1_scan.c \
                $(SRC_DIR)/ngx_http_c1_sse.c \
                $(SRC_DIR)/ngx_http_c1_relay.c \
                $(SRC_DIR)/ngx_http_c1_history.c
@@ -45,7 +46,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
     /usr/lib/nginx/modules/ndk_http_module.so \
     /usr/lib/nginx/modules/ngx_http_lua_module.so
 
-FUZZERS     := relay request answer
+FUZZERS     := relay request answer scan
 FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -I$(SRC_DIR)
@@ -89,8 +90,15 @@ $(BUILD)/c1_unit: t/unit/c1_unit.c t/unit/c1_mem.c $(PROTO_SRCS) \
 	$(CC) $(UNIT_CFLAGS) -o $@ t/unit/c1_unit.c t/unit/c1_mem.c \
 	    $(PROTO_SRCS) -lcjson
 
-unit: $(BUILD)/c1_unit
-	$(BUILD)/c1_unit
+# the same without SSE2: the portable path of ngx_http_c1_scan.c
+$(BUILD)/c1_unit_portable: t/unit/c1_unit.c t/unit/c1_mem.c $(PROTO_SRCS) \
+                  $(wildcard $(SRC_DIR)/*.h)
+	mkdir -p $(BUILD)
+	$(CC) $(UNIT_CFLAGS) -U__SSE2__ -o $@ t/unit/c1_unit.c t/unit/c1_mem.c \
+	    $(PROTO_SRCS) -lcjson
+
+unit: $(BUILD)/c1_unit $(BUILD)/c1_unit_portable
+	prove t/000-unit.t
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c t/unit/c1_mem.c $(PROTO_SRCS) \
                       $(wildcard $(SRC_DIR)/*.h)
@@ -140,7 +148,7 @@ test-deb: deps deb
 soak: all
 	bench/soak.pl $(SOAK_ARGS)
 
-test: deps all frontend $(BUILD)/c1_unit
+test: deps all frontend $(BUILD)/c1_unit $(BUILD)/c1_unit_portable
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \
 	    echo "Test::Nginx::Socket is not installed: using t/compat"; \
 	    export PERL5LIB=$(CURDIR)/t/compat/lib$${PERL5LIB:+:$$PERL5LIB}; \

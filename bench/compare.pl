@@ -5,7 +5,8 @@
 # with model, system prompt and key, and returns the content or relays the
 # deltas.  Writes bench/RESULTS.md and bench/results.png.
 #
-#   bench/compare.pl [--seconds S] [--streams N] [--only NAME,...]
+#   bench/compare.pl [--seconds S] [--rounds N] [--streams N] [--runs R]
+#                     [--only NAME,...]
 
 use strict;
 use warnings;
@@ -20,9 +21,11 @@ use Time::HiRes qw(time sleep);
 use lib dirname(__FILE__) . '/lib';
 use C1Bench;
 
-my %o = (seconds => 10, streams => 1000, runs => 10, only => '');
-GetOptions(\%o, 'seconds=i', 'streams=i', 'runs=i', 'only=s')
-    or die "usage: $0 [--seconds S] [--streams N] [--runs R] [--only a,b]\n";
+my %o = (seconds => 5, rounds => 3, streams => 1000, runs => 10,
+         only => '');
+GetOptions(\%o, 'seconds=i', 'rounds=i', 'streams=i', 'runs=i', 'only=s')
+    or die "usage: $0 [--seconds S] [--rounds N] [--streams N] [--runs R] "
+         . "[--only a,b]\n";
 
 my $top = $C1Bench::Top;
 my $dir = "$top/bench/contenders";
@@ -53,48 +56,73 @@ my %job = (
 
 C1Bench::mock('cmp-mock', $mock_port, $fixture);
 
-my %r;
+my (%r, %live, %runs);
 my $port = 19811;
 
+# every contender up at once, each on its port of its own
 for my $name (@names) {
-    my ($kind, $path, $body) = @{ $job{$name} };
+    my ($kind) = @{ $job{$name} };
     my $run = "$C1Bench::Root/cmp-$name";
-    my @pids;
-    my $p = $port;
 
     if (!defined $kind) {
 
         # the mock itself, straight: the baseline of added latency
-        $p = $mock_port;
-        @pids = C1Bench::workers('cmp-mock');
-
-    } else {
-        remove_tree($run);
-        make_path($run);
-
-        if (system("$dir/$kind/start $port $mock_port $run") != 0) {
-            warn "$name: could not start, left out\n";
-            next;
-        }
-
-        @pids = do { open my $fh, '<', "$run/pids" or die $!;
-                     map { chomp; $_ } <$fh> };
+        $live{$name} = { port => $mock_port,
+                         pids => [C1Bench::workers('cmp-mock')] };
+        next;
     }
 
-    print STDERR "$name: pids @pids\n";
+    remove_tree($run);
+    make_path($run);
 
-    # throughput and latency, not streamed
+    if (system("$dir/$kind/start $port $mock_port $run") != 0) {
+        warn "$name: could not start, left out\n";
+        next;
+    }
+
+    my @pids = do { open my $fh, '<', "$run/pids" or die $!;
+                    map { chomp; $_ } <$fh> };
+    $live{$name} = { port => $port, pids => \@pids, run => $run,
+                     kind => $kind };
+    print STDERR "$name: port $port, pids @pids\n";
+    $port++;
+}
+
+my @up = grep { $live{$_} } @names;
+
+# throughput and latency, not streamed: rounds in which each contender
+# takes its turn (in the other order every second round), so that what
+# else the machine does falls on all of them alike; the median of the
+# rounds counts
+for my $round (1 .. $o{rounds}) {
     for my $c (1, 16, 128) {
-        my $w = wrk($p, $path, $body, $c);
-        $r{$name}{"rps$c"} = $w->{rps};
-        $r{$name}{"p50_$c"} = $w->{p50};
-        $r{$name}{"p99_$c"} = $w->{p99};
-        $r{$name}{"err$c"} = $w->{errors};
-        printf STDERR "  c=%-3d %8.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d\n",
-            $c, $w->{rps}, $w->{p50}, $w->{p99}, $w->{errors};
+        for my $name ($round % 2 ? @up : reverse @up) {
+            my (undef, $path, $body) = @{ $job{$name} };
+            my $w = wrk($live{$name}{port}, $path, $body, $c);
+            push @{ $runs{$name}{$c} }, $w;
+            printf STDERR "round %d %-8s c=%-3d %8.0f req/s  p50 %.3f ms  "
+                . "p99 %.3f ms  errors %d\n", $round, $name, $c, $w->{rps},
+                $w->{p50}, $w->{p99}, $w->{errors};
+        }
     }
+}
 
-    # streams: time to first byte and per-delta latency
+for my $name (@up) {
+    for my $c (1, 16, 128) {
+        my @w = @{ $runs{$name}{$c} };
+        $r{$name}{"rps$c"} = C1Bench::pct(50, map { $_->{rps} } @w);
+        $r{$name}{"p50_$c"} = C1Bench::pct(50, map { $_->{p50} } @w);
+        $r{$name}{"p99_$c"} = C1Bench::pct(50, map { $_->{p99} } @w);
+        $r{$name}{"err$c"} = 0;
+        $r{$name}{"err$c"} += $_->{errors} for @w;
+    }
+}
+
+# streams, one contender at a time: time to first byte and per-delta
+# latency, then the memory of many streams at once
+for my $name (@up) {
+    my ($kind, $path, $body) = @{ $job{$name} };
+    my $p = $live{$name}{port};
     my $sbody = $body =~ s/\}\z/,"stream":true}/r;
     my (@ttfb, @lat);
     my $ok = eval {
@@ -111,16 +139,21 @@ for my $name (@names) {
         $r{$name}{ttfb} = C1Bench::pct(50, @ttfb);
         $r{$name}{d50} = C1Bench::pct(50, @lat);
         $r{$name}{d99} = C1Bench::pct(99, @lat);
-        $r{$name}{rss} = $kind ? streams_rss($p, $path, $sbody, \@pids) : undef;
-        printf STDERR "  streams: TTFB %.3f ms, delta p50 %.3f p99 %.3f ms, "
-            . "%d streams +%.1f MB\n", $r{$name}{ttfb}, $r{$name}{d50},
-            $r{$name}{d99}, $o{streams}, $r{$name}{rss};
+        $r{$name}{rss} = $kind ? streams_rss($p, $path, $sbody,
+                                             $live{$name}{pids})
+                               : undef;
+        printf STDERR "%s streams: TTFB %.3f ms, delta p50 %.3f p99 %.3f ms, "
+            . "%d streams +%s MB\n", $name, $r{$name}{ttfb}, $r{$name}{d50},
+            $r{$name}{d99}, $o{streams},
+            defined $r{$name}{rss} ? sprintf('%.1f', $r{$name}{rss}) : 'N/A';
     } else {
-        print STDERR "  streams: N/A ($@)";
+        print STDERR "$name streams: N/A ($@)";
     }
+}
 
-    system("$dir/$kind/stop $run") if $kind;
-    $port++;
+for my $name (@up) {
+    system("$dir/$live{$name}{kind}/stop $live{$name}{run}")
+        if $live{$name}{kind};
 }
 
 # wrk: requests per second and latency percentiles
@@ -267,8 +300,12 @@ open my $md, '>', "$top/bench/RESULTS.md" or die $!;
 print $md "# Benchmark results\n\n";
 print $md "Made by `make bench` (bench/compare.pl) on " . localtime() . ": $cpu, "
     . `nproc` =~ s/\n//r . " cores, ${mem} GiB, $ngx, one worker or process per "
-    . "contender, wrk -t1 for $o{seconds} s per point, the mock C1 of "
-    . "bench/mock-c1.lua answering the dashboard fixture (15 KB).\n\n";
+    . "contender, all up at once; wrk -t1 for $o{seconds} s per point, the "
+    . "median of $o{rounds} rounds in which the contenders take turns; the "
+    . "mock C1 of bench/mock-c1.lua (Debian's nginx with Lua, one worker) "
+    . "answering the dashboard fixture (15 KB of component tree, a 19 KB "
+    . "chat.completion); wrk, the mock and the contender share the "
+    . "machine's cores.\n\n";
 print $md "| Contender | req/s c=1 | c=16 | c=128 | p50 c=1 (ms) | p99 c=1 (ms) "
     . "| stream TTFB (ms) | delta p50 (ms) | delta p99 (ms) | MB for $o{streams} streams |\n";
 print $md "|---|---|---|---|---|---|---|---|---|---|\n";

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ngx_http_c1_json.h"
+#include "ngx_http_c1_scan.h"
 
 
 #define C1_BAD_ANSWER(err, ...)                                               \
@@ -18,8 +19,71 @@
 
 
 
+/*
+ * C1's chat.completion: the assistant's content (prompt mode) and the
+ * token counts.  Read in one pass by c1_scan(); what it declines is read
+ * with cJSON by c1_answer_extract_tree(), to the same result.
+ */
+
 int
 c1_answer_extract(const unsigned char *in, size_t len, c1_mode_e mode,
+    c1_answer_t *out, c1_error_t *err)
+{
+    char       *content;
+    c1_scan_t   s;
+
+    content = NULL;
+
+    if (mode == C1_MODE_PROMPT) {
+
+        /* the content unescaped is never longer than the answer */
+
+        content = malloc(len + 1);
+        if (content == NULL) {
+            return C1_NOMEM;
+        }
+    }
+
+    if (c1_scan(in, len, C1_SCAN_MESSAGE, (unsigned char *) content, &s)
+        != C1_OK)
+    {
+        free(content);
+        return c1_answer_extract_tree(in, len, mode, out, err);
+    }
+
+    out->content = NULL;
+    out->content_len = 0;
+    out->prompt_tokens = s.prompt_tokens;
+    out->completion_tokens = s.completion_tokens;
+    out->total_tokens = s.total_tokens;
+
+    if (!s.choice) {
+        free(content);
+        C1_BAD_ANSWER(err, "C1's answer has no choices");
+        return C1_ERROR;
+    }
+
+    if (mode == C1_MODE_OPENAI) {
+        return C1_OK;
+    }
+
+    if (!s.content) {
+        free(content);
+        C1_BAD_ANSWER(err, "C1's answer has no content");
+        return C1_ERROR;
+    }
+
+    content[s.content_len] = '\0';
+
+    out->content = content;
+    out->content_len = s.content_len;
+
+    return C1_OK;
+}
+
+
+int
+c1_answer_extract_tree(const unsigned char *in, size_t len, c1_mode_e mode,
     c1_answer_t *out, c1_error_t *err)
 {
     int          rc;

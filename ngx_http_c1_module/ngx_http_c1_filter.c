@@ -77,6 +77,7 @@ ngx_http_c1_header_filter(ngx_http_request_t *r)
         ctx->status = r->headers_out.status;
         ctx->header_seen = 1;
         ctx->len = 0;
+        ctx->expected = r->headers_out.content_length_n;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "c1: C1 answered HTTP %ui", ctx->status);
@@ -288,7 +289,21 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
         if (ctx->len + n > ctx->size) {
             size = ngx_max(ctx->size * 2, ctx->len + n);
-            size = ngx_max(size, 4096);
+
+            /*
+             * room for the whole answer at once when C1 said how long it
+             * is, else for most answers (component trees of up to 20 KB)
+             */
+
+            if (ctx->expected > 0 && (off_t) size < ctx->expected
+                && ctx->expected <= (off_t) lcf->max_response_size)
+            {
+                size = (size_t) ctx->expected;
+
+            } else if (ctx->size == 0) {
+                size = ngx_max(size, NGX_HTTP_C1_ANSWER_SIZE);
+            }
+
             size = ngx_min(size, lcf->max_response_size);
 
             p = ngx_alloc(size, r->connection->log);

@@ -16,6 +16,10 @@
 #include "ngx_http_c1_history.h"
 
 
+/* the first room taken for an answer whose length C1 did not give */
+#define NGX_HTTP_C1_ANSWER_SIZE  32768
+
+
 typedef struct {
     c1_history_t              *sh;
     ngx_slab_pool_t           *shpool;
@@ -65,6 +69,7 @@ typedef struct {
     u_char                    *buf;             /* C1's answer, collected */
     size_t                     len;
     size_t                     size;
+    off_t                      expected;        /* C1's Content-Length */
 
     ngx_str_t                  error;           /* JSON replacing a page */
 

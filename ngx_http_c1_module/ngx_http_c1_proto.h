@@ -133,12 +133,15 @@ typedef struct {
     long                  total_tokens;
     unsigned              done:1;          /* [DONE] seen */
     unsigned              failed:1;        /* garbage or an error event */
+    unsigned              tree:1;          /* read events with cJSON alone:
+                                              the fuzzers' reference */
 } c1_relay_t;
 
 
 #define C1_OK        0
 #define C1_ERROR    -1
 #define C1_NOMEM    -2
+#define C1_DECLINED -5
 
 
 void c1_free(void *p);
@@ -166,6 +169,9 @@ int c1_request_build(const unsigned char *in, size_t len,
 
 int c1_answer_extract(const unsigned char *in, size_t len, c1_mode_e mode,
     c1_answer_t *out, c1_error_t *err);
+/* the same read with cJSON alone: the fallback, and the fuzzers' reference */
+int c1_answer_extract_tree(const unsigned char *in, size_t len,
+    c1_mode_e mode, c1_answer_t *out, c1_error_t *err);
 
 char *c1_turns_render(const c1_turn_t *turns, size_t n, size_t *len);
 
@@ -173,6 +179,7 @@ int c1_upstream_error(int status, const unsigned char *in, size_t len,
     c1_error_t *err);
 
 
+int c1_buf_reserve(c1_buf_t *b, size_t len);
 int c1_buf_append(c1_buf_t *b, const void *data, size_t len);
 void c1_buf_free(c1_buf_t *b);
 

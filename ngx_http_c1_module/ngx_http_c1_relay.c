@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ngx_http_c1_json.h"
+#include "ngx_http_c1_scan.h"
 
 
 #define C1_BAD_STREAM(err, ...)                                               \
@@ -22,6 +23,7 @@
 static int c1_relay_parse(c1_relay_t *r, const unsigned char *in,
     size_t len, int end);
 static int c1_relay_event(void *data, const unsigned char *ev, size_t len);
+static int c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len);
 static int c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len);
 
 
@@ -140,9 +142,9 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
 {
     c1_relay_t *r = data;
 
-    int          rc;
-    cJSON       *root, *e, *msg, *usage, *choice, *delta, *content;
-    const char  *problem;
+    int             rc;
+    c1_scan_t       s;
+    unsigned char  *out;
 
     if (r->done || r->failed || len == 0) {
         return C1_OK;
@@ -159,6 +161,52 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
 
         return C1_OK;
     }
+
+    /*
+     * read in one pass by c1_scan(), the content unescaped straight after
+     * what the client has yet to get; what it declines, and error events,
+     * are read with cJSON, to the same result
+     */
+
+    out = NULL;
+
+    if (r->mode == C1_MODE_PROMPT) {
+        rc = c1_buf_reserve(&r->out, len);
+        if (rc != C1_OK) {
+            return rc;
+        }
+
+        out = r->out.data + r->out.len;
+    }
+
+    if (r->tree || c1_scan(ev, len, C1_SCAN_DELTA, out, &s) != C1_OK
+        || s.error)
+    {
+        return c1_relay_tree(r, ev, len);
+    }
+
+    if (s.usage) {
+        r->prompt_tokens = s.prompt_tokens;
+        r->completion_tokens = s.completion_tokens;
+        r->total_tokens = s.total_tokens;
+    }
+
+    if (r->mode == C1_MODE_OPENAI) {
+        return c1_relay_data(r, ev, len);
+    }
+
+    r->out.len += s.content_len;
+
+    return C1_OK;
+}
+
+
+static int
+c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len)
+{
+    int          rc;
+    cJSON       *root, *e, *msg, *usage, *choices, *delta, *content;
+    const char  *problem;
 
     root = c1_json_parse(ev, len, &problem);
 
@@ -196,10 +244,15 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
         return c1_relay_data(r, ev, len);
     }
 
-    choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root,
-                                                                 "choices"),
-                                0);
-    delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    delta = NULL;
+
+    if (cJSON_IsArray(choices)) {
+        delta = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(choices,
+                                                                    0),
+                                                 "delta");
+    }
+
     content = cJSON_GetObjectItemCaseSensitive(delta, "content");
 
     rc = C1_OK;

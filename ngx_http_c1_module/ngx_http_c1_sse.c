@@ -20,30 +20,45 @@ static const unsigned char *c1_sse_eol(const unsigned char *pos,
     const unsigned char *last);
 
 
+/* room for len more bytes at b->data + b->len */
+
 int
-c1_buf_append(c1_buf_t *b, const void *data, size_t len)
+c1_buf_reserve(c1_buf_t *b, size_t len)
 {
     size_t          cap;
     unsigned char  *p;
 
+    if (b->len + len <= b->cap) {
+        return C1_OK;
+    }
+
+    cap = b->cap ? b->cap * 2 : 256;
+
+    while (cap < b->len + len) {
+        cap *= 2;
+    }
+
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        return C1_NOMEM;
+    }
+
+    b->data = p;
+    b->cap = cap;
+
+    return C1_OK;
+}
+
+
+int
+c1_buf_append(c1_buf_t *b, const void *data, size_t len)
+{
     if (len == 0) {
         return C1_OK;
     }
 
-    if (b->len + len > b->cap) {
-        cap = b->cap ? b->cap * 2 : 256;
-
-        while (cap < b->len + len) {
-            cap *= 2;
-        }
-
-        p = realloc(b->data, cap);
-        if (p == NULL) {
-            return C1_NOMEM;
-        }
-
-        b->data = p;
-        b->cap = cap;
+    if (c1_buf_reserve(b, len) != C1_OK) {
+        return C1_NOMEM;
     }
 
     memcpy(b->data + b->len, data, len);

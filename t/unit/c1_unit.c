@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ngx_http_c1_proto.h"
+#include "ngx_http_c1_scan.h"
 #include "c1_mem.h"
 
 
@@ -272,6 +273,219 @@ test_answer(void)
              C1_MODE_PROMPT, &a, &err);
     ok(rc == C1_ERROR && strcmp(err.message, "C1's answer has no content")
        == 0, "answer: prompt mode needs content");
+}
+
+
+/* c1_answer_extract() (c1_scan()) and c1_answer_extract_tree() agree */
+
+static int
+same_answer(const char *in, c1_mode_e mode)
+{
+    int          rc1, rc2, same;
+    c1_error_t   e1, e2;
+    c1_answer_t  a1, a2;
+
+    rc1 = c1_answer_extract((const unsigned char *) in, strlen(in), mode,
+                            &a1, &e1);
+    rc2 = c1_answer_extract_tree((const unsigned char *) in, strlen(in),
+                                 mode, &a2, &e2);
+
+    same = rc1 == rc2
+           && a1.prompt_tokens == a2.prompt_tokens
+           && a1.completion_tokens == a2.completion_tokens
+           && a1.total_tokens == a2.total_tokens;
+
+    if (same && rc1 == C1_OK) {
+        same = (a1.content == NULL) == (a2.content == NULL)
+               && a1.content_len == a2.content_len
+               && (a1.content == NULL
+                   || memcmp(a1.content, a2.content, a1.content_len) == 0);
+
+    } else if (same) {
+        same = e1.status == e2.status
+               && strcmp(e1.message, e2.message) == 0;
+    }
+
+    if (rc1 == C1_OK) {
+        c1_free(a1.content);
+    }
+
+    if (rc2 == C1_OK) {
+        c1_free(a2.content);
+    }
+
+    return same;
+}
+
+
+static unsigned char  scan_out[256];
+
+
+static int
+scan(const char *in, c1_scan_t *s)
+{
+    return c1_scan((const unsigned char *) in, strlen(in), C1_SCAN_MESSAGE,
+                   scan_out, s);
+}
+
+
+/* an answer whose content is len bytes with one of a kind at "at" */
+
+static const char *
+scan_text(int kind, int len, int at)
+{
+    int          i;
+    char        *p;
+    static char  buf[256];
+
+    static const char  *special[] = {
+        "\\n", "\\u00e9", "\xc3\xa9", "\xf0\x9f\x98\x80", "\\\"", "\x01"
+    };
+
+    p = buf + sprintf(buf, "{\"choices\":[{\"message\":{\"content\":\"");
+
+    for (i = 0; i < len; i++) {
+        p += sprintf(p, "%s", i == at ? special[kind] : "x");
+    }
+
+    sprintf(p, "\"}}]}");
+
+    return buf;
+}
+
+
+static void
+test_scan(void)
+{
+    int             i, all;
+    char           *deep, num[80];
+    size_t          n;
+    c1_scan_t       s;
+
+    static const char  *texts[] = {
+        "{\"choices\":[{\"message\":{\"content\":\"a\\u00e9\\ud83d\\ude00"
+            "\\\"\\\\\\/\\b\\f\\n\\r\\t\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"a\",\"content\":\"b\"}}],"
+            "\"choices\":[],\"usage\":{\"prompt_tokens\":1.5e1,"
+            "\"prompt_tokens\":2,\"completion_tokens\":-0,"
+            "\"total_tokens\":1e16}}",
+        " {\t\"usage\" :\r\n{\"total_tokens\":\"1\"} , \"choices\":"
+            " [ { \"message\" : { \"content\" : \"x\" } } ] }\n",
+        "{\"choices\":[[{\"message\":{\"content\":\"x\"}}]]}",
+        "{\"choices\":{\"a\":{\"message\":{\"content\":\"x\"}}}}",
+        "{\"choices\":[{\"message\":[{\"content\":\"x\"}]}]}",
+        "{\"choices\":[{\"message\":{\"content\":7}}],\"usage\":[1]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\\u0000\"}}]}",
+        "{\"ch\\u006fices\":[{\"message\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\\udc00\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\xed\xa0\x80\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\x01\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}}]} x",
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}}]}\f",
+        "\xef\xbb\xbf{\"choices\":[{\"message\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}},01]}",
+        "{\"choices\":[{\"message\":{\"content\":\"x\"}}],}",
+        "[{\"choices\":[]}]"
+    };
+
+    ok(scan(texts[0], &s) == C1_OK && s.choice && s.content,
+       "scan: an answer read in one pass");
+
+    ok(s.content_len == 15
+       && memcmp(scan_out, "a\xc3\xa9\xf0\x9f\x98\x80\"\\/\b\f\n\r\t", 15)
+          == 0, "scan: escapes and a surrogate pair unescaped");
+
+    ok(scan(texts[1], &s) == C1_OK && s.content_len == 1
+       && scan_out[0] == 'a' && s.usage && s.prompt_tokens == 15
+       && s.completion_tokens == 0 && s.total_tokens == -1,
+       "scan: the first of keys given twice, counts as cJSON reads them");
+
+    ok(scan(texts[2], &s) == C1_OK && s.content_len == 1 && s.usage
+       && s.total_tokens == -1, "scan: whitespace, a count that is a string");
+
+    ok(scan(texts[3], &s) == C1_OK && !s.choice && !s.content,
+       "scan: choices[0] must be an object");
+
+    ok(scan(texts[4], &s) == C1_OK && !s.choice,
+       "scan: choices must be an array");
+
+    ok(scan(texts[8], &s) == C1_DECLINED, "scan: leaves \\u0000 to cJSON");
+    ok(scan(texts[9], &s) == C1_DECLINED,
+       "scan: leaves an escaped key where it looks to cJSON");
+    ok(scan("{\"x\":{\"a\\u0062\":1}}", &s) == C1_OK,
+       "scan: takes an escaped key where it does not look");
+    ok(scan(texts[10], &s) == C1_DECLINED, "scan: a lone low surrogate");
+    ok(scan(texts[11], &s) == C1_DECLINED, "scan: a UTF-8 surrogate");
+    ok(scan(texts[12], &s) == C1_DECLINED, "scan: a control character");
+    ok(scan(texts[13], &s) == C1_DECLINED, "scan: trailing garbage");
+    ok(scan(texts[14], &s) == C1_DECLINED,
+       "scan: whitespace that is not RFC 8259's");
+    ok(scan(texts[15], &s) == C1_DECLINED, "scan: a byte order mark");
+    ok(scan(texts[16], &s) == C1_DECLINED, "scan: a leading zero");
+    ok(scan(texts[17], &s) == C1_DECLINED, "scan: a trailing comma");
+    ok(scan(texts[18], &s) == C1_DECLINED, "scan: not an object");
+
+    snprintf(num, sizeof(num), "{\"a\":1%063d}", 0);
+    ok(scan(num, &s) == C1_DECLINED, "scan: leaves a 64-character number");
+    snprintf(num, sizeof(num), "{\"a\":1%062d}", 0);
+    ok(scan(num, &s) == C1_OK, "scan: takes a 63-character number");
+
+    deep = malloc(200);
+    if (deep == NULL) {
+        abort();
+    }
+
+    strcpy(deep, "{\"a\":");
+    n = 5;
+
+    for (i = 0; i < 63; i++) {
+        deep[n++] = '[';
+    }
+
+    for (i = 0; i < 63; i++) {
+        deep[n++] = ']';
+    }
+
+    deep[n++] = '}';
+    deep[n] = '\0';
+    ok(scan(deep, &s) == C1_OK, "scan: nesting 64 deep");
+
+    memmove(deep + 6, deep + 5, n - 4);
+    deep[5] = '[';
+    memmove(deep + n + 1, deep + n, 2);
+    deep[n] = ']';
+    ok(scan(deep, &s) == C1_DECLINED, "scan: leaves nesting 65 deep to cJSON");
+    free(deep);
+
+    all = 1;
+
+    for (i = 0; i < (int) (sizeof(texts) / sizeof(texts[0])); i++) {
+        if (!same_answer(texts[i], C1_MODE_PROMPT)
+            || !same_answer(texts[i], C1_MODE_OPENAI))
+        {
+            printf("# differs: %s\n", texts[i]);
+            all = 0;
+        }
+    }
+
+    ok(all, "scan: answers read as cJSON reads them");
+
+    /* each kind of byte at each place of strings up to 40 long */
+
+    all = 1;
+
+    for (i = 0; i < 6 * 41 * 41; i++) {
+        if (!same_answer(scan_text(i / (41 * 41), (i / 41) % 41, i % 41),
+                         C1_MODE_PROMPT))
+        {
+            printf("# differs: %s\n", scan_text(i / (41 * 41), (i / 41) % 41,
+                                                i % 41));
+            all = 0;
+        }
+    }
+
+    ok(all, "scan: every place in a string, read as cJSON reads it");
 }
 
 
@@ -669,6 +883,7 @@ main(void)
     test_utf8();
     test_request();
     test_answer();
+    test_scan();
     test_errors();
     test_sse();
     test_history();
