@@ -21,11 +21,28 @@ use Time::HiRes qw(time sleep);
 use lib dirname(__FILE__) . '/lib';
 use C1Bench;
 
-my %o = (seconds => 5, rounds => 3, streams => 1000, runs => 10,
-         only => '');
-GetOptions(\%o, 'seconds=i', 'rounds=i', 'streams=i', 'runs=i', 'only=s')
+my %o = (seconds => 5, rounds => 5, streams => 1000, runs => 10,
+         only => '', pin => 1);
+GetOptions(\%o, 'seconds=i', 'rounds=i', 'streams=i', 'runs=i', 'only=s',
+           'pin!')
     or die "usage: $0 [--seconds S] [--rounds N] [--streams N] [--runs R] "
-         . "[--only a,b]\n";
+         . "[--only a,b] [--no-pin]\n";
+
+# The load on one core, the contender on the other: this script, wrk and
+# the mock C1 on core 0, each contender's processes (all their threads) on
+# core 1, so that the contender has a core to itself and the scheduler's
+# placement of three busy processes on two cores does not decide the
+# figures (unpinned, the same run varies by 10-20 %).
+$o{pin} = 0 if `nproc --all` < 2
+                || system('command -v taskset >/dev/null') != 0;
+
+sub pin {
+    my ($cpu, @pids) = @_;
+    return unless $o{pin};
+    system("taskset -apc $cpu $_ >/dev/null") for @pids;
+}
+
+pin(0, $$);
 
 my $top = $C1Bench::Top;
 my $dir = "$top/bench/contenders";
@@ -55,6 +72,8 @@ my %job = (
 );
 
 C1Bench::mock('cmp-mock', $mock_port, $fixture);
+my @mock_pids = C1Bench::workers('cmp-mock');
+pin(0, @mock_pids);
 
 my (%r, %live, %runs);
 my $port = 19811;
@@ -67,8 +86,7 @@ for my $name (@names) {
     if (!defined $kind) {
 
         # the mock itself, straight: the baseline of added latency
-        $live{$name} = { port => $mock_port,
-                         pids => [C1Bench::workers('cmp-mock')] };
+        $live{$name} = { port => $mock_port, pids => [@mock_pids] };
         next;
     }
 
@@ -82,6 +100,7 @@ for my $name (@names) {
 
     my @pids = do { open my $fh, '<', "$run/pids" or die $!;
                     map { chomp; $_ } <$fh> };
+    pin(1, @pids);
     $live{$name} = { port => $port, pids => \@pids, run => $run,
                      kind => $kind };
     print STDERR "$name: port $port, pids @pids\n";
@@ -97,12 +116,25 @@ my @up = grep { $live{$_} } @names;
 for my $round (1 .. $o{rounds}) {
     for my $c (1, 16, 128) {
         for my $name ($round % 2 ? @up : reverse @up) {
-            my (undef, $path, $body) = @{ $job{$name} };
+            my ($kind, $path, $body) = @{ $job{$name} };
+            my @pids = @{ $live{$name}{pids} };
+
+            # the mock straight: on the contenders' core for its turn
+            pin(1, @pids) unless $kind;
+
+            my $cpu = 0;
+            $cpu -= C1Bench::cpu_s($_) for @pids;
             my $w = wrk($live{$name}{port}, $path, $body, $c);
+            $cpu += C1Bench::cpu_s($_) for @pids;
+            pin(0, @pids) unless $kind;
+
+            # CPU time of the contender's processes per request, in us
+            $w->{cpu} = $w->{rps} ? $cpu * 1e6 / ($w->{rps} * $o{seconds})
+                                  : 0;
             push @{ $runs{$name}{$c} }, $w;
             printf STDERR "round %d %-8s c=%-3d %8.0f req/s  p50 %.3f ms  "
-                . "p99 %.3f ms  errors %d\n", $round, $name, $c, $w->{rps},
-                $w->{p50}, $w->{p99}, $w->{errors};
+                . "p99 %.3f ms  CPU %.1f us/req  errors %d\n", $round, $name,
+                $c, $w->{rps}, $w->{p50}, $w->{p99}, $w->{cpu}, $w->{errors};
         }
     }
 }
@@ -113,6 +145,7 @@ for my $name (@up) {
         $r{$name}{"rps$c"} = C1Bench::pct(50, map { $_->{rps} } @w);
         $r{$name}{"p50_$c"} = C1Bench::pct(50, map { $_->{p50} } @w);
         $r{$name}{"p99_$c"} = C1Bench::pct(50, map { $_->{p99} } @w);
+        $r{$name}{"cpu$c"} = C1Bench::pct(50, map { $_->{cpu} } @w);
         $r{$name}{"err$c"} = 0;
         $r{$name}{"err$c"} += $_->{errors} for @w;
     }
@@ -125,6 +158,7 @@ for my $name (@up) {
     my $p = $live{$name}{port};
     my $sbody = $body =~ s/\}\z/,"stream":true}/r;
     my (@ttfb, @lat);
+    pin(1, @mock_pids) unless $kind;
     my $ok = eval {
         for (1 .. $o{runs}) {
             my ($ttfb, undef, $l) = C1Bench::fetch($p, "$path?n=100&interval=5",
@@ -135,6 +169,7 @@ for my $name (@up) {
         }
         1;
     };
+    pin(0, @mock_pids) unless $kind;
     if ($ok) {
         $r{$name}{ttfb} = C1Bench::pct(50, @ttfb);
         $r{$name}{d50} = C1Bench::pct(50, @lat);
@@ -299,20 +334,31 @@ chomp $ngx;
 open my $md, '>', "$top/bench/RESULTS.md" or die $!;
 print $md "# Benchmark results\n\n";
 print $md "Made by `make bench` (bench/compare.pl) on " . localtime() . ": $cpu, "
-    . `nproc` =~ s/\n//r . " cores, ${mem} GiB, $ngx, one worker or process per "
-    . "contender, all up at once; wrk -t1 for $o{seconds} s per point, the "
-    . "median of $o{rounds} rounds in which the contenders take turns; the "
-    . "mock C1 of bench/mock-c1.lua (Debian's nginx with Lua, one worker) "
-    . "answering the dashboard fixture (15 KB of component tree, a 19 KB "
-    . "chat.completion); wrk, the mock and the contender share the "
-    . "machine's cores.\n\n";
-print $md "| Contender | req/s c=1 | c=16 | c=128 | p50 c=1 (ms) | p99 c=1 (ms) "
-    . "| stream TTFB (ms) | delta p50 (ms) | delta p99 (ms) | MB for $o{streams} streams |\n";
-print $md "|---|---|---|---|---|---|---|---|---|---|\n";
+    . `nproc --all` =~ s/\n//r . " cores, ${mem} GiB, Debian 12, $ngx. "
+    . "One worker "
+    . "or process per contender, all up at once, each calling the same mock "
+    . "C1 (bench/mock-c1.lua: Debian's nginx with Lua, one worker) with "
+    . "keepalive; the mock answers the dashboard fixture (15 KB of component "
+    . "tree, a 19 KB chat.completion) or streams it. "
+    . ($o{pin} ? "Cores: wrk, the mock and this script on core 0, the "
+                 . "contender on core 1 (taskset; the mock on core 1 for "
+                 . "its own, direct, turn). "
+               : "Cores: not pinned. ")
+    . "wrk -t1 for $o{seconds} s per point; each figure is the median of "
+    . "$o{rounds} rounds in which the contenders take turns.\n\n"
+    . "CPU/req is the CPU time (user + system, from /proc) of the "
+    . "contender's own processes per request at c=16: what it costs, "
+    . "whatever bounds its throughput. At c=16 and c=128 the fastest "
+    . "contenders are bounded by core 0 (wrk and the mock), so there "
+    . "CPU/req is the finer comparison.\n\n";
+print $md "| Contender | req/s c=1 | c=16 | c=128 | CPU/req c=16 (us) "
+    . "| p50 c=1 (ms) | p99 c=1 (ms) | stream TTFB (ms) | delta p50 (ms) "
+    . "| delta p99 (ms) | MB for $o{streams} streams |\n";
+print $md "|---|---|---|---|---|---|---|---|---|---|---|\n";
 for my $name (@names) {
     my $x = $r{$name} or next;
-    printf $md "| %s | %.0f | %.0f | %.0f | %.3f | %.3f | %s | %s | %s | %s |\n",
-        $name, map({ $x->{$_} // 0 } qw(rps1 rps16 rps128 p50_1 p99_1)),
+    printf $md "| %s | %.0f | %.0f | %.0f | %.1f | %.3f | %.3f | %s | %s | %s | %s |\n",
+        $name, map({ $x->{$_} // 0 } qw(rps1 rps16 rps128 cpu16 p50_1 p99_1)),
         map({ defined $x->{$_} ? sprintf('%.3f', $x->{$_}) : 'N/A' } qw(ttfb d50 d99)),
         defined $x->{rss} ? sprintf('%.1f', $x->{rss}) : 'N/A';
 }
@@ -326,9 +372,13 @@ sub ratio {
 
 print $md "\n## Targets\n\n| Target | Measured |\n|---|---|\n";
 for my $c (1, 16, 128) {
-    printf $md "| module >= 0.85x plain proxy_pass throughput, c=%d | %s |\n",
-        $c, ratio('module', 'plain', "rps$c");
+    printf $md "| module >= 0.85x plain proxy_pass throughput, c=%d | %s "
+        . "(OpenAI mode %s) |\n", $c, ratio('module', 'plain', "rps$c"),
+        ratio('openai', 'plain', "rps$c");
 }
+printf $md "| CPU per request at c=16, module / plain proxy_pass (lower is "
+    . "better; no target) | %s (OpenAI mode %s) |\n",
+    ratio('module', 'plain', 'cpu16'), ratio('openai', 'plain', 'cpu16');
 for my $t (['lua', 1.5], ['njs', 1.5], ['fastapi', 20], ['node', 10]) {
     my ($other, $want) = @$t;
     printf $md "| module >= %sx %s throughput, c=16 / c=128 | %s / %s |\n",
@@ -340,6 +390,8 @@ if ($r{module} && $r{direct}) {
         $r{module}{p50_1} - $r{direct}{p50_1};
     printf $md "| added per-delta p99 < 1 ms | %+.3f ms |\n",
         ($r{module}{d99} // 0) - ($r{direct}{d99} // 0);
+    printf $md "| added stream time to first byte (no target) | %+.3f ms |\n",
+        ($r{module}{ttfb} // 0) - ($r{direct}{ttfb} // 0);
 }
 printf $md "| instructions per request, module / plain proxy_pass (callgrind) "
     . "| %s / %s (%s) |\n",
@@ -352,14 +404,21 @@ close $md;
 open my $dat, '>', "$C1Bench::Root/results.dat" or die $!;
 for my $name (@names) {
     my $x = $r{$name} or next;
-    printf $dat "%s %.0f %.0f %.0f\n", $name, $x->{rps1} // 0, $x->{rps16} // 0,
-        $x->{rps128} // 0;
+    printf $dat "%s %.0f %.0f %.0f %.1f\n", $name, $x->{rps1} // 0,
+        $x->{rps16} // 0, $x->{rps128} // 0, $x->{cpu16} // 0;
 }
 close $dat;
-system('gnuplot', '-e', "set terminal png size 900,500; set output '$top/bench/results.png'; "
-    . "set style data histograms; set style fill solid; set ylabel 'requests/s'; "
-    . "set title 'Throughput by contender and concurrency (higher is better)'; "
+system('gnuplot', '-e', "set terminal png size 1200,500; "
+    . "set output '$top/bench/results.png'; set multiplot layout 1,2; "
+    . "set style data histograms; set style fill solid; set logscale y; "
+    . "set ylabel 'requests/s (log scale)'; set key top right; "
+    . "set title 'Throughput (higher is better)'; "
     . "plot '$C1Bench::Root/results.dat' using 2:xtic(1) title 'c=1', "
-    . "'' using 3 title 'c=16', '' using 4 title 'c=128'");
+    . "'' using 3 title 'c=16', '' using 4 title 'c=128'; "
+    . "unset logscale y; set ylabel 'microseconds'; "
+    . "set title 'CPU per request at c=16 (lower is better)'; "
+    . "plot '$C1Bench::Root/results.dat' using 5:xtic(1) title 'CPU/req' "
+    . "lc rgb '#555555'; unset multiplot") == 0
+    or warn "gnuplot failed: no chart\n";
 
 print "wrote bench/RESULTS.md and bench/results.png\n";

@@ -28,10 +28,8 @@ c1_free(void *p)
 int
 c1_utf8_valid(const unsigned char *p, size_t len)
 {
-    size_t          i, n, k;
-    uint64_t        w;
-    unsigned char   c;
-    unsigned long   cp, min;
+    size_t    i, n;
+    uint64_t  w;
 
     i = 0;
 
@@ -53,54 +51,76 @@ c1_utf8_valid(const unsigned char *p, size_t len)
             break;
         }
 
-        c = p[i];
-
-        if (c < 0x80) {
+        if (p[i] < 0x80) {
             i++;
             continue;
         }
 
-        if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-
-        } else {
+        n = c1_utf8_seq(p + i, len - i);
+        if (n == 0) {
             return 0;
         }
 
-        if (len - i <= n) {
-            return 0;
-        }
-
-        for (k = 1; k <= n; k++) {
-            c = p[i + k];
-
-            if ((c & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = (cp << 6) | (c & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-
-        i += n + 1;
+        i += n;
     }
 
     return 1;
+}
+
+
+/*
+ * The length of the UTF-8 sequence at p, whose first byte is from 0x80 up:
+ * 0 if it is not a valid one (cut short, overlong, a surrogate, past
+ * U+10FFFF).
+ */
+
+size_t
+c1_utf8_seq(const unsigned char *p, size_t len)
+{
+    size_t          n, k;
+    unsigned char   c;
+    unsigned long   cp, min;
+
+    c = p[0];
+
+    if ((c & 0xe0) == 0xc0) {
+        n = 1;
+        cp = c & 0x1f;
+        min = 0x80;
+
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 2;
+        cp = c & 0x0f;
+        min = 0x800;
+
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 3;
+        cp = c & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if (len <= n) {
+        return 0;
+    }
+
+    for (k = 1; k <= n; k++) {
+        c = p[k];
+
+        if ((c & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        cp = (cp << 6) | (c & 0x3f);
+    }
+
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+
+    return n + 1;
 }
 
 

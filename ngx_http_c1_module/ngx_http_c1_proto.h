@@ -147,6 +147,7 @@ typedef struct {
 void c1_free(void *p);
 
 int c1_utf8_valid(const unsigned char *p, size_t len);
+size_t c1_utf8_seq(const unsigned char *p, size_t len);
 
 void c1_error_set(c1_error_t *err, int status, const char *type,
     const char *code, const char *param, const char *fmt, ...)

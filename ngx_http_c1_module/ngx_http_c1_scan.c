@@ -53,6 +53,34 @@ enum {
 };
 
 
+/* the keys looked at, by the object they are in */
+
+typedef struct {
+    unsigned              node;
+    int                   inner;           /* -1: either */
+    unsigned              target;
+    size_t                len;
+    const char           *name;
+} c1_scan_key_t;
+
+
+#define c1_scan_name(s)  sizeof(s) - 1, s
+
+static const c1_scan_key_t  c1_scan_keys[] = {
+    { C1_T_ROOT, -1, C1_T_CHOICES, c1_scan_name("choices") },
+    { C1_T_ROOT, -1, C1_T_USAGE, c1_scan_name("usage") },
+    { C1_T_ROOT, -1, C1_T_ERROR, c1_scan_name("error") },
+    { C1_T_CHOICE, C1_SCAN_MESSAGE, C1_T_INNER, c1_scan_name("message") },
+    { C1_T_CHOICE, C1_SCAN_DELTA, C1_T_INNER, c1_scan_name("delta") },
+    { C1_T_INNER, -1, C1_T_CONTENT, c1_scan_name("content") },
+    { C1_T_USAGE, -1, C1_T_PROMPT_TOKENS, c1_scan_name("prompt_tokens") },
+    { C1_T_USAGE, -1, C1_T_COMPLETION_TOKENS,
+      c1_scan_name("completion_tokens") },
+    { C1_T_USAGE, -1, C1_T_TOTAL_TOKENS, c1_scan_name("total_tokens") },
+    { 0, 0, 0, 0, NULL }
+};
+
+
 static const unsigned char *c1_scan_string(const unsigned char *p,
     const unsigned char *last, unsigned *escaped, unsigned char **d);
 static unsigned char *c1_scan_utf8(unsigned char *o, unsigned long cp);
@@ -336,61 +364,18 @@ static unsigned
 c1_scan_key(unsigned node, const unsigned char *key, size_t len,
     c1_scan_inner_e inner)
 {
-#define c1_scan_is(name)                                                      \
-    (len == sizeof(name) - 1 && memcmp(key, name, sizeof(name) - 1) == 0)
+    const c1_scan_key_t  *k;
 
-    switch (node) {
-
-    case C1_T_ROOT:
-        if (c1_scan_is("choices")) {
-            return C1_T_CHOICES;
-        }
-
-        if (c1_scan_is("usage")) {
-            return C1_T_USAGE;
-        }
-
-        if (c1_scan_is("error")) {
-            return C1_T_ERROR;
-        }
-
-        break;
-
-    case C1_T_CHOICE:
-        if (inner == C1_SCAN_MESSAGE ? c1_scan_is("message")
-                                     : c1_scan_is("delta"))
+    for (k = c1_scan_keys; k->name; k++) {
+        if (k->node == node && k->len == len
+            && (k->inner < 0 || k->inner == (int) inner)
+            && memcmp(k->name, key, len) == 0)
         {
-            return C1_T_INNER;
+            return k->target;
         }
-
-        break;
-
-    case C1_T_INNER:
-        if (c1_scan_is("content")) {
-            return C1_T_CONTENT;
-        }
-
-        break;
-
-    case C1_T_USAGE:
-        if (c1_scan_is("prompt_tokens")) {
-            return C1_T_PROMPT_TOKENS;
-        }
-
-        if (c1_scan_is("completion_tokens")) {
-            return C1_T_COMPLETION_TOKENS;
-        }
-
-        if (c1_scan_is("total_tokens")) {
-            return C1_T_TOTAL_TOKENS;
-        }
-
-        break;
     }
 
     return C1_T_NONE;
-
-#undef c1_scan_is
 }
 
 
@@ -407,9 +392,8 @@ c1_scan_string(const unsigned char *p, const unsigned char *last,
     unsigned *escaped, unsigned char **d)
 {
     long            cp, lo;
-    size_t          n, k;
+    size_t          n;
     unsigned char   c, *o;
-    unsigned long   u, min;
 #if (C1_SCAN_SSE2)
     unsigned        m;
     __m128i         v;
@@ -598,49 +582,17 @@ c1_scan_string(const unsigned char *p, const unsigned char *last,
 
         /* a UTF-8 sequence, as c1_utf8_valid() checks it */
 
-        if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            u = c & 0x1f;
-            min = 0x80;
-
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            u = c & 0x0f;
-            min = 0x800;
-
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            u = c & 0x07;
-            min = 0x10000;
-
-        } else {
-            return NULL;
-        }
-
-        if ((size_t) (last - p) <= n) {
-            return NULL;
-        }
-
-        for (k = 1; k <= n; k++) {
-            c = p[k];
-
-            if ((c & 0xc0) != 0x80) {
-                return NULL;
-            }
-
-            u = (u << 6) | (c & 0x3f);
-        }
-
-        if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+        n = c1_utf8_seq(p, last - p);
+        if (n == 0) {
             return NULL;
         }
 
         if (o) {
-            memcpy(o, p, n + 1);
-            o += n + 1;
+            memcpy(o, p, n);
+            o += n;
         }
 
-        p += n + 1;
+        p += n;
     }
 }
 
