@@ -124,18 +124,19 @@ __DATA__
 
 
 === TEST 6: a thread expires after inactive
+(2 s, so that under valgrind the first two requests fit well inside it)
 --- http_config
-    c1_history_zone zone=threads:1m inactive=1s;
+    c1_history_zone zone=threads:1m inactive=2s;
 --- request eval
 ["POST /chat\n{\"prompt\": \"1\", \"threadId\": \"e\"}",
  "GET /chat?threadId=e",
- "GET /sleep?s=2.1",
+ "GET /sleep?s=3.1",
  "GET /chat?threadId=e"]
 --- error_code eval
 [200, 200, 200, 404]
 --- response_body_like eval
 ['^system:sys \| user:1$', '^\[\{"role":"user","content":"1"\}', 'slept', 'thread_not_found']
---- timeout: 6
+--- timeout: 8
 
 
 
