@@ -411,11 +411,12 @@ close $dat;
 system('gnuplot', '-e', "set terminal png size 1200,500; "
     . "set output '$top/bench/results.png'; set multiplot layout 1,2; "
     . "set style data histograms; set style fill solid; set logscale y; "
+    . "set xtics rotate by -35; set bmargin 5; "
     . "set ylabel 'requests/s (log scale)'; set key top right; "
     . "set title 'Throughput (higher is better)'; "
     . "plot '$C1Bench::Root/results.dat' using 2:xtic(1) title 'c=1', "
     . "'' using 3 title 'c=16', '' using 4 title 'c=128'; "
-    . "unset logscale y; set ylabel 'microseconds'; "
+    . "set ylabel 'microseconds (log scale)'; set key top left; "
     . "set title 'CPU per request at c=16 (lower is better)'; "
     . "plot '$C1Bench::Root/results.dat' using 5:xtic(1) title 'CPU/req' "
     . "lc rgb '#555555'; unset multiplot") == 0
