@@ -286,7 +286,25 @@ Content-Type: application/json
 
 
 
-=== TEST 14: a keep-alive connection serves several prompts in turn
+=== TEST 14: a 1 MB answer whose length C1 gave (Content-Length, not chunked)
+--- config
+    c1_model m;
+    location = /chat { c1_pass /_c1; }
+    location = /_c1 {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/answer?len=1048576&cl=1;
+    }
+--- request
+POST /chat
+{"prompt": "x"}
+--- more_headers
+Content-Type: application/json
+--- response_body eval
+"x" x 1048576
+
+
+
+=== TEST 15: a keep-alive connection serves several prompts in turn
 --- config
     c1_model m;
     location = /chat { c1_pass /_c1; }

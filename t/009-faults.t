@@ -134,7 +134,17 @@ c1: C1's answer is larger than "c1_max_response_size"
 
 
 
-=== TEST 8: C1 resets mid-stream: an error event
+=== TEST 8: C1 says its answer is 10 MB (Content-Length), over c1_max_response_size: 502
+--- c1: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/answer?len=10485760&cl=1
+--- error_code: 502
+--- response_body chomp
+{"error":{"message":"C1's answer is larger than this server accepts","type":"upstream_error","param":null,"code":"answer_too_large"}}
+--- error_log
+c1: C1's answer is larger than "c1_max_response_size"
+
+
+
+=== TEST 9: C1 resets mid-stream: an error event
 --- c1: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/sse?after=3&reset=1
 --- request
 POST /v1/chat/completions
@@ -146,7 +156,7 @@ c1: C1's stream broke off, after the client's stream began
 
 
 
-=== TEST 9: C1 streams without end: stopped by c1_stream_max_size
+=== TEST 10: C1 streams without end: stopped by c1_stream_max_size
 --- c1: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/endless
 --- limits: c1_stream_max_size 8k;
 --- request
@@ -160,7 +170,7 @@ c1: C1's stream ran over c1_stream_max_size
 
 
 
-=== TEST 10: C1 streams without end: stopped by c1_stream_timeout
+=== TEST 11: C1 streams without end: stopped by c1_stream_timeout
 --- c1: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/endless
 --- limits: c1_stream_timeout 600ms;
 --- request
@@ -175,7 +185,7 @@ upstream timed out
 
 
 
-=== TEST 11: a stream limit before any event: a plain 502
+=== TEST 12: a stream limit before any event: a plain 502
 --- c1: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/endless
 --- limits: c1_stream_max_size 100; c1_stream on;
 --- error_code: 502

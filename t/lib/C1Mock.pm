@@ -8,7 +8,8 @@ package C1Mock;
 #   /mock/echo-body     content = the request body, byte for byte
 #   /mock/echo-headers  content = "METHOD URI" then the request headers,
 #                       one "name: value" line each, sorted
-#   /mock/answer?len=N  content = N bytes of "x"
+#   /mock/answer?len=N  content = N bytes of "x" (&cl=1: with a
+#                       Content-Length, else chunked)
 #   /mock/echo-messages content = the messages C1 got, "role:content"
 #                       joined by " | "
 #   /mock/sse           a chat.completion.chunk stream of @Pieces, shaped
@@ -166,13 +167,17 @@ our $MockLocations = <<'_EOC_';
             local cjson = require "cjson"
             ngx.req.read_body()
             local n = tonumber(ngx.var.arg_len) or 10
-            ngx.header["Content-Type"] = "application/json"
-            ngx.print(cjson.encode({
+            local body = cjson.encode({
                 object = "chat.completion",
                 choices = {{ index = 0, finish_reason = "stop",
                     message = { role = "assistant",
                                 content = string.rep("x", n) } }}
-            }))
+            })
+            ngx.header["Content-Type"] = "application/json"
+            if ngx.var.arg_cl then
+                ngx.header["Content-Length"] = #body
+            end
+            ngx.print(body)
         }
     }
 _EOC_
