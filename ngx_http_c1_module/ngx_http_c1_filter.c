@@ -77,7 +77,6 @@ ngx_http_c1_header_filter(ngx_http_request_t *r)
         ctx->status = r->headers_out.status;
         ctx->header_seen = 1;
         ctx->len = 0;
-        ctx->expected = r->headers_out.content_length_n;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "c1: C1 answered HTTP %ui", ctx->status);
@@ -250,6 +249,7 @@ static ngx_int_t
 ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_chain_t *in)
 {
+    off_t                    length;
     size_t                   n, size;
     u_char                  *p;
     ngx_buf_t               *b;
@@ -295,10 +295,12 @@ ngx_http_c1_collect(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
              * is, else for most answers (component trees of up to 20 KB)
              */
 
-            if (ctx->expected > 0 && (off_t) size < ctx->expected
-                && ctx->expected <= (off_t) lcf->max_response_size)
+            length = r->headers_out.content_length_n;
+
+            if (length > 0 && (off_t) size <= length
+                && length <= (off_t) lcf->max_response_size)
             {
-                size = (size_t) ctx->expected;
+                size = (size_t) length;
 
             } else if (ctx->size == 0) {
                 size = ngx_max(size, NGX_HTTP_C1_ANSWER_SIZE);

@@ -69,7 +69,6 @@ typedef struct {
     u_char                    *buf;             /* C1's answer, collected */
     size_t                     len;
     size_t                     size;
-    off_t                      expected;        /* C1's Content-Length */
 
     ngx_str_t                  error;           /* JSON replacing a page */
 

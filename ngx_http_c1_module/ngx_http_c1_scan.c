@@ -135,6 +135,7 @@ c1_scan(const unsigned char *p, size_t len, c1_scan_inner_e inner,
     size_t                n;
     unsigned              target, escaped;
     unsigned char        *o;
+    const char           *word;
     const unsigned char  *last, *start;
     unsigned char         closer[C1_SCAN_DEPTH];  /* '}' or ']' */
     unsigned char         node[C1_SCAN_DEPTH];   /* what the container is */
@@ -234,27 +235,16 @@ value:
         goto next;
 
     case 't':
-        if (last - p < 4 || memcmp(p, "true", 4) != 0) {
-            return C1_DECLINED;
-        }
-
-        p += 4;
-        goto next;
-
     case 'f':
-        if (last - p < 5 || memcmp(p, "false", 5) != 0) {
-            return C1_DECLINED;
-        }
-
-        p += 5;
-        goto next;
-
     case 'n':
-        if (last - p < 4 || memcmp(p, "null", 4) != 0) {
+        word = (*p == 't') ? "true" : (*p == 'f') ? "false" : "null";
+        n = strlen(word);
+
+        if ((size_t) (last - p) < n || memcmp(p, word, n) != 0) {
             return C1_DECLINED;
         }
 
-        p += 4;
+        p += n;
         goto next;
 
     default:
