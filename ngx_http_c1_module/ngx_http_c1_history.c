@@ -95,7 +95,8 @@ c1_history_find(c1_history_t *h, const unsigned char *id, size_t len)
 
 int
 c1_history_begin(c1_history_t *h, const unsigned char *id, size_t len,
-    time_t now, c1_thread_t **thread, uint64_t *token)
+    time_t now, const c1_holder_t *holder, c1_thread_t **thread,
+    uint64_t *token)
 {
     uint32_t      hash;
     c1_thread_t  *t, **b;
@@ -103,7 +104,7 @@ c1_history_begin(c1_history_t *h, const unsigned char *id, size_t len,
     t = c1_history_find(h, id, len);
 
     if (t != NULL) {
-        if (t->busy_since && now - t->busy_since < h->busy_timeout) {
+        if (c1_history_busy(t)) {
             return C1_HISTORY_BUSY;
         }
 
@@ -132,7 +133,7 @@ c1_history_begin(c1_history_t *h, const unsigned char *id, size_t len,
         h->threads++;
     }
 
-    t->busy_since = now ? now : 1;
+    t->busy = *holder;
     t->busy_token = ++h->tokens;
 
     c1_history_touch(h, t, now);
@@ -153,7 +154,7 @@ c1_history_commit(c1_history_t *h, c1_thread_t *t, uint64_t token,
 {
     c1_msg_t  *u, *a;
 
-    if (t->busy_token != token || t->busy_since == 0) {
+    if (t->busy_token != token || t->busy.pid == 0) {
         return C1_HISTORY_NONE;
     }
 
@@ -218,16 +219,41 @@ c1_history_commit(c1_history_t *h, c1_thread_t *t, uint64_t token,
 }
 
 
+/*
+ * A turn runs on the thread: its lock lives as long as the turn, however
+ * long that is.  The only stale lock is one whose holder died (a worker
+ * killed mid-turn): it is dropped here, at the first look.
+ */
+
+int
+c1_history_busy(c1_thread_t *t)
+{
+    if (t->busy.pid == 0) {
+        return 0;
+    }
+
+    if (c1_history_holder_alive(&t->busy)) {
+        return 1;
+    }
+
+    t->busy.pid = 0;
+    t->busy.start = 0;
+
+    return 0;
+}
+
+
 /* the turn is over, kept or not; a thread made for it and empty goes */
 
 void
 c1_history_end(c1_history_t *h, c1_thread_t *t, uint64_t token)
 {
-    if (t->busy_token != token || t->busy_since == 0) {
+    if (t->busy_token != token || t->busy.pid == 0) {
         return;
     }
 
-    t->busy_since = 0;
+    t->busy.pid = 0;
+    t->busy.start = 0;
 
     if (t->nmsgs == 0) {
         c1_history_free_thread(h, t);
@@ -236,8 +262,7 @@ c1_history_end(c1_history_t *h, c1_thread_t *t, uint64_t token)
 
 
 int
-c1_history_delete(c1_history_t *h, const unsigned char *id, size_t len,
-    time_t now)
+c1_history_delete(c1_history_t *h, const unsigned char *id, size_t len)
 {
     c1_thread_t  *t;
 
@@ -247,7 +272,7 @@ c1_history_delete(c1_history_t *h, const unsigned char *id, size_t len,
         return C1_HISTORY_NONE;
     }
 
-    if (t->busy_since && now - t->busy_since < h->busy_timeout) {
+    if (c1_history_busy(t)) {
         return C1_HISTORY_BUSY;
     }
 
@@ -275,7 +300,7 @@ c1_history_expire(c1_history_t *h, time_t now, unsigned limit)
             return;
         }
 
-        if (t->busy_since && now - t->busy_since < h->busy_timeout) {
+        if (c1_history_busy(t)) {
             continue;
         }
 
@@ -299,7 +324,7 @@ c1_history_alloc(c1_history_t *h, size_t size, c1_thread_t *keep)
     for (t = h->lru.prev; p == NULL && t != &h->lru; t = prev) {
         prev = t->prev;
 
-        if (t == keep || t->busy_since) {
+        if (t == keep || c1_history_busy(t)) {
             continue;
         }
 

@@ -38,6 +38,16 @@ struct c1_msg_s {
 };
 
 
+/*
+ * Who runs a turn: a process, told apart from a later one given the same
+ * pid by when it started.  A lock is stale only when its holder is gone.
+ */
+typedef struct {
+    uint64_t       pid;                    /* 0: no turn running */
+    uint64_t       start;                  /* 0: not known */
+} c1_holder_t;
+
+
 struct c1_thread_s {
     c1_thread_t   *hnext;                  /* hash chain */
     c1_thread_t   *prev;                   /* least recently used last */
@@ -47,7 +57,7 @@ struct c1_thread_s {
     uint32_t       nmsgs;
     uint32_t       hash;
     time_t         used;
-    time_t         busy_since;             /* 0: no turn running */
+    c1_holder_t    busy;                   /* the turn running, if any */
     uint64_t       busy_token;
     uint8_t        id_len;
     char           id[C1_THREAD_ID_MAX];
@@ -62,6 +72,12 @@ struct c1_thread_s {
 void *c1_history_mem_alloc(void *pool, size_t size);
 void c1_history_mem_free(void *pool, void *p);
 
+/*
+ * Whether the holder of a turn still runs: the program defines it (nginx:
+ * the worker process is alive).  Called with the zone's lock held.
+ */
+int c1_history_holder_alive(const c1_holder_t *holder);
+
 
 typedef struct {
     void          *pool;
@@ -72,7 +88,6 @@ typedef struct {
 
     uint32_t       max_messages;
     time_t         inactive;
-    time_t         busy_timeout;           /* a stale turn frees its thread */
     size_t         max_message;            /* larger ones are not kept */
 
     uint64_t       tokens;                 /* the last busy token given */
@@ -95,14 +110,15 @@ c1_thread_t *c1_history_find(c1_history_t *h, const unsigned char *id,
     size_t len);
 
 int c1_history_begin(c1_history_t *h, const unsigned char *id, size_t len,
-    time_t now, c1_thread_t **thread, uint64_t *token);
+    time_t now, const c1_holder_t *holder, c1_thread_t **thread,
+    uint64_t *token);
 int c1_history_commit(c1_history_t *h, c1_thread_t *t, uint64_t token,
     const unsigned char *user, size_t ulen, const unsigned char *answer,
     size_t alen, time_t now);
 void c1_history_end(c1_history_t *h, c1_thread_t *t, uint64_t token);
 
-int c1_history_delete(c1_history_t *h, const unsigned char *id, size_t len,
-    time_t now);
+int c1_history_busy(c1_thread_t *t);
+int c1_history_delete(c1_history_t *h, const unsigned char *id, size_t len);
 void c1_history_expire(c1_history_t *h, time_t now, unsigned limit);
 
 

@@ -14,8 +14,6 @@
 #define NGX_HTTP_C1_METRICS_ZONE  "ngx_http_c1_metrics"
 #define NGX_HTTP_C1_BUCKETS_N     12
 
-#define NGX_HTTP_C1_OUTCOMES      5
-
 
 typedef struct {
     ngx_atomic_t   requests[3][2][NGX_HTTP_C1_OUTCOMES];
@@ -160,18 +158,18 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_C1_VAR_TTFT:
         if (ctx->first_msec) {
-            n = (long) (ctx->first_msec - ctx->start_msec);
+            n = (long) (ctx->first_msec - ctx->call.start_msec);
         }
         break;
 
     case NGX_HTTP_C1_VAR_UPSTREAM_TIME:
-        if (ctx->end_msec) {
-            n = (long) (ctx->end_msec - ctx->start_msec);
+        if (ctx->call.state == NGX_HTTP_C1_CALL_DONE) {
+            n = (long) (ctx->call.end_msec - ctx->call.start_msec);
         }
         break;
 
     case NGX_HTTP_C1_VAR_STREAM:
-        if (ctx->sr) {
+        if (ctx->call.sr) {
             n = ctx->stream ? 1 : 0;
         }
         break;
@@ -181,9 +179,9 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_C1_VAR_ERROR:
-        if (ctx->error_code) {
-            s.data = (u_char *) ctx->error_code;
-            s.len = ngx_strlen(ctx->error_code);
+        if (ctx->error != NGX_HTTP_C1_ERR_NONE && ctx->err.code) {
+            s.data = (u_char *) ctx->err.code;
+            s.len = ngx_strlen(ctx->err.code);
         }
         break;
     }
@@ -296,7 +294,9 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
-    if (r != r->main || ctx == NULL || ctx->counted || ctx->thread_op) {
+    if (r != r->main || ctx == NULL || ctx->counted
+        || ctx->kind == NGX_HTTP_C1_KIND_THREAD_OP)
+    {
         return NGX_OK;
     }
 
@@ -304,25 +304,20 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
 
     m = ngx_http_c1_metrics_zone->data;
 
-    if (ctx->started && !ctx->finished) {
-        outcome = 4;
+    /*
+     * an error is the outcome it was given; else the request went well
+     * only if its response ended and reached the client
+     */
 
-    } else if (ctx->error_code == NULL) {
-        outcome = (r->headers_out.status == NGX_HTTP_OK) ? 0 : 4;
-
-    } else if (ctx->c1_status) {
-        outcome = 2;
-
-    } else if (ctx->sr) {
-        outcome = 3;
-
-    } else {
-        outcome = 1;
+    if (ctx->outcome == NGX_HTTP_C1_OUTCOME_NONE) {
+        ctx->outcome = (ctx->response.state == NGX_HTTP_C1_RESPONSE_ENDED
+                        && !r->connection->error
+                        && r->headers_out.status == NGX_HTTP_OK)
+                       ? NGX_HTTP_C1_OUTCOME_OK
+                       : NGX_HTTP_C1_OUTCOME_ABORTED;
     }
 
-    if (r->connection->error && outcome == 0) {
-        outcome = 4;
-    }
+    outcome = ctx->outcome - NGX_HTTP_C1_OUTCOME_OK;
 
     mode = (ctx->mode == C1_MODE_PROMPT) ? 1
            : (ctx->mode == C1_MODE_OPENAI) ? 2 : 0;
@@ -339,17 +334,17 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
                                     ctx->completion_tokens);
     }
 
-    if (ctx->end_msec) {
+    if (ctx->call.state == NGX_HTTP_C1_CALL_DONE) {
         ngx_http_c1_observe(m->latency, &m->latency_sum,
-                            ctx->end_msec - ctx->start_msec);
+                            ctx->call.end_msec - ctx->call.start_msec);
     }
 
     if (ctx->first_msec) {
         ngx_http_c1_observe(m->ttft, &m->ttft_sum,
-                            ctx->first_msec - ctx->start_msec);
+                            ctx->first_msec - ctx->call.start_msec);
     }
 
-    if (ctx->started) {
+    if (ctx->response.stream) {
         (void) ngx_atomic_fetch_add(&m->active_streams, (ngx_atomic_int_t) -1);
     }
 

@@ -1,6 +1,13 @@
 
 /*
- * ngx_http_c1_module: nginx glue shared by the handler and the filters.
+ * ngx_http_c1_module: the types the nginx glue shares.
+ *
+ * A request of a c1_pass location goes through one phase after another
+ * (ngx_http_c1_handler.c drives them) and ends with one outcome, set once
+ * from the table of errors (ngx_http_c1_errors.c).  C1 is reached through
+ * a call (ngx_http_c1_call.c): one subrequest to an internal location.
+ * Everything the client gets goes through the response
+ * (ngx_http_c1_response.c).
  */
 
 
@@ -19,6 +26,9 @@
 /* the first room taken for an answer whose length C1 did not give */
 #define NGX_HTTP_C1_ANSWER_SIZE  32768
 
+/* r->buffered: a call holds input it has not read yet */
+#define NGX_HTTP_C1_BUFFERED     0x08
+
 
 typedef struct {
     c1_history_t              *sh;
@@ -36,98 +46,268 @@ typedef struct {
 
 
 typedef struct {
+    /* where C1 is: the internal location */
     ngx_str_t                  pass;            /* not inherited */
     ngx_str_t                  pass_args;
     ngx_str_t                  pass_file;       /* where c1_pass was set */
     ngx_uint_t                 pass_line;
 
+    /* what C1 is asked */
     ngx_http_complex_value_t  *api_key;
     ngx_http_complex_value_t  *model;
     ngx_http_complex_value_t  *system_prompt;
-
     double                     temperature;     /* -1: unset */
     double                     top_p;           /* -1: unset */
     ngx_int_t                  max_tokens;
     ngx_array_t               *stop;            /* of ngx_str_t */
+
+    /* what C1 may answer */
     size_t                     max_response_size;
+
+    /* streams */
     ngx_flag_t                 stream;
     ngx_flag_t                 stream_usage;
     size_t                     stream_max_size;
     ngx_msec_t                 stream_timeout;
+
+    /* threads */
     ngx_shm_zone_t            *history;
 } ngx_http_c1_loc_conf_t;
 
 
+/* where a request is; each phase is entered once, in this order */
+typedef enum {
+    NGX_HTTP_C1_PHASE_START = 0,               /* routed, nothing read */
+    NGX_HTTP_C1_PHASE_BODY,                    /* reading the client body */
+    NGX_HTTP_C1_PHASE_CALL,                    /* C1 is being called */
+    NGX_HTTP_C1_PHASE_RESPOND,                 /* the answer is decided */
+    NGX_HTTP_C1_PHASE_DONE                     /* nothing more to do */
+} ngx_http_c1_phase_e;
+
+
+/* how a request ended: the metrics' outcome label */
+typedef enum {
+    NGX_HTTP_C1_OUTCOME_NONE = 0,              /* not known yet */
+    NGX_HTTP_C1_OUTCOME_OK,
+    NGX_HTTP_C1_OUTCOME_INVALID,               /* invalid_request */
+    NGX_HTTP_C1_OUTCOME_C1_ERROR,              /* C1 answered an error */
+    NGX_HTTP_C1_OUTCOME_UPSTREAM,              /* upstream_failure */
+    NGX_HTTP_C1_OUTCOME_ABORTED                /* client_aborted */
+} ngx_http_c1_outcome_e;
+
+#define NGX_HTTP_C1_OUTCOMES  5                 /* labels, NONE aside */
+
+
+/* what kind of request a c1_pass location got */
+typedef enum {
+    NGX_HTTP_C1_KIND_OTHER = 0,                /* refused before a turn */
+    NGX_HTTP_C1_KIND_TURN,                     /* a prompt for C1 */
+    NGX_HTTP_C1_KIND_THREAD_OP                 /* GET or DELETE a thread */
+} ngx_http_c1_kind_e;
+
+
+/* the errors a request can end with: one row each in the table */
+typedef enum {
+    NGX_HTTP_C1_ERR_NONE = 0,
+    NGX_HTTP_C1_ERR_METHOD,
+    NGX_HTTP_C1_ERR_METHOD_THREADS,
+    NGX_HTTP_C1_ERR_MEDIA_TYPE,
+    NGX_HTTP_C1_ERR_BAD_REQUEST,               /* the parser's own words */
+    NGX_HTTP_C1_ERR_NO_MODEL,
+    NGX_HTTP_C1_ERR_THREAD_BUSY,
+    NGX_HTTP_C1_ERR_THREAD_RUNNING,
+    NGX_HTTP_C1_ERR_THREAD_ID,
+    NGX_HTTP_C1_ERR_THREAD_NOT_FOUND,
+    NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE,
+    NGX_HTTP_C1_ERR_TIMEOUT,
+    NGX_HTTP_C1_ERR_UNREACHABLE,
+    NGX_HTTP_C1_ERR_BROKE_OFF,
+    NGX_HTTP_C1_ERR_BAD_STATUS,
+    NGX_HTTP_C1_ERR_C1,                        /* C1's error, reworded */
+    NGX_HTTP_C1_ERR_C1_PASSED,                 /* C1's error, as it was */
+    NGX_HTTP_C1_ERR_BAD_ANSWER,                /* the reader's own words */
+    NGX_HTTP_C1_ERR_STREAM_BAD,                /* the relay's own words */
+    NGX_HTTP_C1_ERR_STREAM_BROKEN,
+    NGX_HTTP_C1_ERR_STREAM_TIMEOUT,
+    NGX_HTTP_C1_ERR_STREAM_SIZE,
+    NGX_HTTP_C1_ERR_STREAM_TIME,
+    NGX_HTTP_C1_ERR_STREAM_EMPTY,
+    NGX_HTTP_C1_ERR_PAGE_TOO_LARGE,            /* nginx's own pages */
+    NGX_HTTP_C1_ERR_PAGE_METHOD,
+    NGX_HTTP_C1_ERR_PAGE_CLIENT,
+    NGX_HTTP_C1_ERR_PAGE_SERVER,
+    NGX_HTTP_C1_ERR_LAST
+} ngx_http_c1_err_e;
+
+
+typedef struct ngx_http_c1_call_s  ngx_http_c1_call_t;
+
+/* the call's answer has its header: NGX_OK, or NGX_ERROR to stop it */
+typedef ngx_int_t (*ngx_http_c1_call_header_pt)(ngx_http_c1_call_t *call);
+
+/*
+ * A piece of the call's answer (NULL: go on with what is held).  The
+ * handler reads what it can and holds the rest in call->held; NGX_OK, or
+ * NGX_ERROR to stop the call.
+ */
+typedef ngx_int_t (*ngx_http_c1_call_data_pt)(ngx_http_c1_call_t *call,
+    ngx_chain_t *in);
+
+
+typedef enum {
+    NGX_HTTP_C1_CALL_NEW = 0,
+    NGX_HTTP_C1_CALL_RUNNING,
+    NGX_HTTP_C1_CALL_DONE                      /* its subrequest is over */
+} ngx_http_c1_call_state_e;
+
+
+/*
+ * A call: one subrequest to an internal location, with a method, a body
+ * and headers of its own (nothing of the client's), a deadline, and
+ * handlers for its answer's header and data.  Its end is only recorded;
+ * the main request decides what follows when it runs again.
+ */
+struct ngx_http_c1_call_s {
+    ngx_http_request_t        *r;               /* the main request */
+    ngx_http_request_t        *sr;              /* NULL before the start */
+
+    ngx_str_t                  uri;
+    ngx_str_t                  args;
+    ngx_uint_t                 method;
+    ngx_str_t                  method_name;
+    ngx_str_t                  body;
+    ngx_array_t               *headers;         /* of ngx_keyval_t */
+
+    ngx_msec_t                 timeout;         /* 0: no deadline */
+    ngx_event_t                deadline;
+
+    ngx_http_c1_call_header_pt header_handler;
+    ngx_http_c1_call_data_pt   data_handler;
+    void                      *data;
+
+    /* what happened */
+    ngx_uint_t                 status;          /* of its answer */
+    ngx_int_t                  rc;              /* the first error rc */
+    ngx_msec_t                 start_msec;
+    ngx_msec_t                 end_msec;
+    ngx_chain_t               *held;            /* input not read yet */
+
+    unsigned                   state:2;         /* ngx_http_c1_call_state_e */
+    unsigned                   header:1;        /* its header came */
+    unsigned                   last:1;          /* its answer is all in */
+    unsigned                   stopped:1;       /* its handler stopped it */
+    unsigned                   timed_out:1;     /* past its deadline */
+    unsigned                   failed:1;        /* it failed after header */
+};
+
+
+/* everything sent to the client, and what is still held for it */
+typedef enum {
+    NGX_HTTP_C1_RESPONSE_NONE = 0,             /* nothing sent */
+    NGX_HTTP_C1_RESPONSE_STREAMING,            /* header and some body */
+    NGX_HTTP_C1_RESPONSE_ENDED                 /* the end was sent */
+} ngx_http_c1_response_state_e;
+
+
 typedef struct {
-    ngx_http_request_t        *sr;
+    ngx_chain_t               *free;
+    ngx_chain_t               *busy;            /* sent, not yet written */
+    ngx_str_t                  page;            /* JSON for nginx's page */
+    unsigned                   state:2;         /* ..._response_state_e */
+    unsigned                   own:1;           /* our header went out */
+    unsigned                   replace:1;       /* nginx's page: replace */
+    unsigned                   stream:1;        /* a stream was begun */
+} ngx_http_c1_response_t;
 
-    c1_mode_e                  mode;
 
-    ngx_uint_t                 status;          /* of the subrequest */
-    ngx_int_t                  sr_rc;           /* first error rc seen */
+typedef struct {
+    ngx_http_c1_phase_e        phase;
+    ngx_http_c1_kind_e         kind;
+    ngx_http_c1_outcome_e      outcome;         /* set once */
+    ngx_http_c1_err_e          error;           /* set once, with outcome */
+    c1_error_t                 err;             /* its words */
 
-    u_char                    *buf;             /* C1's answer, collected */
+    c1_mode_e                  mode;            /* 0 until the body is read */
+    unsigned                   stream:1;        /* a stream was asked for */
+    unsigned                   relaying:1;      /* C1 streams, we relay */
+    unsigned                   relay_ended:1;   /* C1's stream ended well */
+    unsigned                   over_size:1;     /* c1_stream_max_size */
+    unsigned                   too_large:1;     /* c1_max_response_size */
+    unsigned                   answer_lost:1;   /* too large for a thread */
+
+    ngx_http_c1_call_t         call;            /* the C1 call */
+    ngx_http_c1_response_t     response;
+
+    /* a whole answer, collected */
+    u_char                    *buf;
     size_t                     len;
     size_t                     size;
 
-    ngx_str_t                  error;           /* JSON replacing a page */
+    /* a stream */
+    c1_relay_t                 relay;
+    off_t                      relayed;         /* bytes C1 streamed */
+    c1_buf_t                   answer;          /* a prompt stream, whole */
 
-    c1_relay_t                 relay;           /* a stream being relayed */
-
-    ngx_http_c1_zone_t        *zone;            /* the turn's thread */
+    /* the turn's thread */
+    ngx_http_c1_zone_t        *zone;
     c1_thread_t               *thread;
     uint64_t                   token;
     ngx_str_t                  thread_id;
     ngx_str_t                  prompt;          /* the user message */
-    c1_buf_t                   answer;          /* a streamed answer, whole */
-
-    off_t                      relayed;         /* bytes C1 streamed */
-    ngx_event_t                deadline;        /* c1_stream_timeout */
 
     /* for variables and metrics */
     ngx_str_t                  model;
     long                       prompt_tokens;   /* -1: unknown */
     long                       completion_tokens;
     long                       total_tokens;
-    ngx_msec_t                 start_msec;      /* the C1 call began */
-    ngx_msec_t                 first_msec;      /* its first content */
-    ngx_msec_t                 end_msec;        /* its answer ended */
-    const char                *error_code;      /* of our error answer */
-    ngx_chain_t               *in;              /* C1's bufs not yet read */
-    ngx_chain_t               *free;
-    ngx_chain_t               *busy;
-
-    unsigned                   stream:1;
-    unsigned                   own:1;           /* our answer: let it be */
-    unsigned                   replace:1;       /* replace nginx's page */
-    unsigned                   header_seen:1;
-    unsigned                   too_large:1;
-    unsigned                   broken:1;        /* C1 failed after header */
-    unsigned                   aborted:1;       /* we stopped C1 */
-    unsigned                   answered:1;
-    unsigned                   streaming:1;     /* C1 streams to us */
-    unsigned                   started:1;       /* the client has a header */
-    unsigned                   ended:1;         /* C1's stream ended well */
-    unsigned                   answer_lost:1;   /* too large to keep */
-    unsigned                   finished:1;      /* the stream was ended */
-    unsigned                   c1_status:1;     /* C1 answered an error */
-    unsigned                   thread_op:1;     /* GET or DELETE */
+    ngx_msec_t                 first_msec;      /* C1's first content */
     unsigned                   counted:1;
-    unsigned                   over_size:1;     /* c1_stream_max_size */
-    unsigned                   over_time:1;     /* c1_stream_timeout */
 } ngx_http_c1_ctx_t;
 
 
 extern ngx_module_t  ngx_http_c1_module;
 
 
-ngx_int_t ngx_http_c1_filter_init(ngx_conf_t *cf);
+/* ngx_http_c1_handler.c */
+ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
+ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
 
-ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
-ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
-char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-void ngx_http_c1_stream_started(void);
+/* ngx_http_c1_errors.c */
+void ngx_http_c1_error(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status);
+void ngx_http_c1_error_words(ngx_http_c1_err_e id, const c1_error_t *words,
+    ngx_uint_t status, c1_error_t *err);
 
+/* ngx_http_c1_call.c */
+ngx_int_t ngx_http_c1_call_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_call_start(ngx_http_c1_call_t *call);
+ngx_uint_t ngx_http_c1_call_over(ngx_http_c1_call_t *call);
+void ngx_http_c1_call_cleanup(ngx_http_c1_call_t *call);
+
+/* ngx_http_c1_chat.c */
+ngx_int_t ngx_http_c1_chat_start(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, c1_request_t *req, ngx_str_t *key);
+
+/* ngx_http_c1_response.c */
+ngx_int_t ngx_http_c1_response_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_response_send(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_uint_t status, ngx_str_t *type,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_c1_response_error(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+ngx_int_t ngx_http_c1_response_add_header(ngx_http_request_t *r,
+    char *name, char *value);
+ngx_int_t ngx_http_c1_response_write(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_request_t *via, u_char *data,
+    size_t len);
+ngx_int_t ngx_http_c1_response_flush(ngx_http_c1_ctx_t *ctx,
+    ngx_http_request_t *via);
+ngx_int_t ngx_http_c1_response_end(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, u_char *data, size_t len);
+ngx_int_t ngx_http_c1_response_cut(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+
+/* ngx_http_c1_threads.c */
 char *ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_c1_history(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -140,14 +320,12 @@ ngx_int_t ngx_http_c1_thread_get(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, ngx_str_t *json);
 ngx_int_t ngx_http_c1_thread_delete(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone);
-ngx_int_t ngx_http_c1_send_error(ngx_http_request_t *r, c1_error_t *err);
-ngx_int_t ngx_http_c1_error_json(ngx_http_request_t *r, c1_error_t *err,
-    ngx_str_t *json);
-ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
-ngx_int_t ngx_http_c1_start_stream(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx);
-ngx_int_t ngx_http_c1_finish_stream(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx);
+
+/* ngx_http_c1_metrics.c */
+ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
+char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_c1_stream_started(void);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

@@ -11,7 +11,6 @@
 
 
 #define NGX_HTTP_C1_BUCKETS       4096
-#define NGX_HTTP_C1_BUSY_TIMEOUT  600
 
 
 static ngx_int_t ngx_http_c1_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -19,6 +18,7 @@ static void ngx_http_c1_thread_cleanup(void *data);
 static ngx_int_t ngx_http_c1_thread_id(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_http_c1_log_evicted(ngx_http_request_t *r,
     ngx_http_c1_zone_t *zone, uint64_t evicted);
+static uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 
 
 void *
@@ -32,6 +32,108 @@ void
 c1_history_mem_free(void *pool, void *p)
 {
     ngx_slab_free_locked(pool, p);
+}
+
+
+/*
+ * A turn's holder is the worker process that runs it.  A lock held by a
+ * process that is gone (killed mid-turn), or whose pid now names another
+ * process, is stale; nothing else is.
+ */
+
+int
+c1_history_holder_alive(const c1_holder_t *holder)
+{
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) holder->pid;
+
+    if (pid == ngx_pid) {
+        return holder->start == ngx_http_c1_process_start(pid);
+    }
+
+    if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 0;
+    }
+
+    return holder->start == 0
+           || holder->start == ngx_http_c1_process_start(pid);
+}
+
+
+/*
+ * When a process started, in clock ticks since boot (the 22nd field of
+ * /proc/PID/stat), to tell it from a later one given the same pid; 0
+ * where that cannot be read.  A worker reads its own once.
+ */
+
+static uint64_t
+ngx_http_c1_process_start(ngx_pid_t pid)
+{
+    int               fd;
+    u_char           *p, *last;
+    ssize_t           n;
+    uint64_t          start;
+    ngx_uint_t        field;
+    u_char            path[64], stat[1024];
+
+    static ngx_pid_t  self;
+    static uint64_t   self_start;
+
+    if (pid == self && self != 0) {
+        return self_start;
+    }
+
+    ngx_sprintf(path, "/proc/%P/stat%Z", pid);
+
+    fd = open((char *) path, O_RDONLY);
+    if (fd == -1) {
+        return 0;
+    }
+
+    n = read(fd, stat, sizeof(stat) - 1);
+    close(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    last = stat + n;
+
+    /* the name, in parentheses, may hold anything: skip to its end */
+
+    for (p = last; p > stat && p[-1] != ')'; p--) {
+        /* void */
+    }
+
+    start = 0;
+    field = 2;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p == ' ') {
+            field++;
+            continue;
+        }
+
+        if (field == 22) {
+            if (*p < '0' || *p > '9') {
+                return 0;
+            }
+
+            start = start * 10 + (*p - '0');
+        }
+
+        if (field > 22) {
+            break;
+        }
+    }
+
+    if (pid == ngx_pid) {
+        self = pid;
+        self_start = start;
+    }
+
+    return start;
 }
 
 
@@ -244,7 +346,6 @@ ngx_http_c1_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->max_messages = zone->max_messages;
     sh->inactive = zone->inactive;
-    sh->busy_timeout = NGX_HTTP_C1_BUSY_TIMEOUT;
     sh->max_message = shm_zone->shm.size / 8;
 
     zone->sh = sh;
@@ -283,6 +384,7 @@ ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     uint64_t             evicted;
     c1_msg_t            *m;
     c1_turn_t           *t;
+    c1_holder_t          holder;
     c1_thread_t         *thread;
     ngx_pool_cleanup_t  *cln;
     ngx_http_c1_zone_t  *zone;
@@ -297,6 +399,9 @@ ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    holder.pid = (uint64_t) ngx_pid;
+    holder.start = ngx_http_c1_process_start(ngx_pid);
+
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     c1_history_expire(zone->sh, ngx_time(), 2);
@@ -304,7 +409,7 @@ ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     evicted = zone->sh->evicted;
 
     rc = c1_history_begin(zone->sh, (u_char *) req->thread_id,
-                          req->thread_id_len, ngx_time(), &thread,
+                          req->thread_id_len, ngx_time(), &holder, &thread,
                           &ctx->token);
 
     evicted = zone->sh->evicted - evicted;
@@ -518,7 +623,7 @@ ngx_http_c1_thread_delete(ngx_http_request_t *r, ngx_shm_zone_t *shm_zone)
     zone = shm_zone->data;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
-    rc = c1_history_delete(zone->sh, id.data, id.len, ngx_time());
+    rc = c1_history_delete(zone->sh, id.data, id.len);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     switch (rc) {

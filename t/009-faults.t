@@ -180,7 +180,11 @@ POST /v1/chat/completions
 qr/\A(data: \{"choices"[^\n]*\n\n)+data: \{"error":\{"message":"C1's stream ran over c1_stream_timeout","type":"upstream_error","param":null,"code":"stream_limit"\}\}\n\n\z/
 --- error_log
 c1: C1's stream ran over c1_stream_timeout
+--- no_error_log
 upstream timed out
+[alert]
+[crit]
+[emerg]
 --- timeout: 5
 
 

@@ -43,3 +43,14 @@ c1_history_mem_free(void *pool, void *ptr)
 
     free(p);
 }
+
+
+c1_holder_t  c1_mem_dead;
+
+
+int
+c1_history_holder_alive(const c1_holder_t *holder)
+{
+    return !(holder->pid == c1_mem_dead.pid
+             && holder->start == c1_mem_dead.start);
+}

@@ -19,4 +19,8 @@ typedef struct {
 } c1_mem_t;
 
 
+/* the holder that c1_history_holder_alive() takes for dead */
+extern c1_holder_t  c1_mem_dead;
+
+
 #endif /* _C1_MEM_H_INCLUDED_ */

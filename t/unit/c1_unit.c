@@ -753,6 +753,13 @@ test_history(void)
     c1_msg_t      *m;
     c1_thread_t   *t, *t2;
     c1_history_t   h;
+    c1_holder_t    me, other;
+
+    me.pid = 100;
+    me.start = 7;
+    other.pid = 200;
+    other.start = 8;
+    c1_mem_dead.pid = 0;
 
     mem.used = 0;
     mem.limit = 1 << 20;
@@ -760,37 +767,36 @@ test_history(void)
     ok(c1_history_init(&h, 64, &mem) == C1_HISTORY_OK, "history: init");
     h.max_messages = 4;
     h.inactive = 100;
-    h.busy_timeout = 600;
     h.max_message = 4096;
 
     ok(c1_thread_id_valid(ID("t-1")) && !c1_thread_id_valid(ID(""))
        && !c1_thread_id_valid(ID("a b")) && !c1_thread_id_valid(ID("\x7f")),
        "history: thread ids are 1-128 printable ASCII");
 
-    rc = c1_history_begin(&h, ID("t-1"), 1000, &t, &tok);
+    rc = c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
     ok(rc == C1_HISTORY_OK && t->nmsgs == 0, "history: a turn begins");
 
-    ok(c1_history_begin(&h, ID("t-1"), 1001, &t2, &tok2) == C1_HISTORY_BUSY,
+    ok(c1_history_begin(&h, ID("t-1"), 1001, &me, &t2, &tok2) == C1_HISTORY_BUSY,
        "history: a second turn on the same thread is refused");
 
     c1_history_end(&h, t, tok);
     ok(c1_history_find(&h, ID("t-1")) == NULL && h.threads == 0,
        "history: a failed first turn leaves no thread");
 
-    c1_history_begin(&h, ID("t-1"), 1000, &t, &tok);
+    c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
     ok(c1_history_commit(&h, t, tok, TXT("q1"), TXT("a1"), 1000)
        == C1_HISTORY_OK && t->nmsgs == 2, "history: a turn is kept");
     c1_history_end(&h, t, tok);
 
-    c1_history_begin(&h, ID("t-1"), 1001, &t, &tok);
+    c1_history_begin(&h, ID("t-1"), 1001, &me, &t, &tok);
     c1_history_end(&h, t, tok);
     ok(c1_history_find(&h, ID("t-1")) == t && t->nmsgs == 2,
        "history: a failed turn leaves the thread as it was");
 
-    c1_history_begin(&h, ID("t-1"), 1002, &t, &tok);
+    c1_history_begin(&h, ID("t-1"), 1002, &me, &t, &tok);
     c1_history_commit(&h, t, tok, TXT("q2"), TXT("a2"), 1002);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("t-1"), 1003, &t, &tok);
+    c1_history_begin(&h, ID("t-1"), 1003, &me, &t, &tok);
     c1_history_commit(&h, t, tok, TXT("q3"), TXT("a3"), 1003);
     c1_history_end(&h, t, tok);
 
@@ -804,22 +810,35 @@ test_history(void)
 
     /* a stream with events and no content: an empty answer, kept */
 
-    c1_history_begin(&h, ID("empty"), 1004, &t2, &tok2);
+    c1_history_begin(&h, ID("empty"), 1004, &me, &t2, &tok2);
     ok(c1_history_commit(&h, t2, tok2, TXT("q"), NULL, 0, 1004)
        == C1_HISTORY_OK && t2->last->len == 0,
        "history: an empty answer is kept");
     c1_history_end(&h, t2, tok2);
-    c1_history_delete(&h, ID("empty"), 1004);
+    c1_history_delete(&h, ID("empty"));
 
-    /* a stale turn (its worker died) frees the thread after busy_timeout */
+    /* a turn holds its thread however long it runs */
 
-    c1_history_begin(&h, ID("t-2"), 2000, &t2, &tok2);
-    ok(c1_history_begin(&h, ID("t-2"), 2000 + 600, &t2, &tok) == C1_HISTORY_OK
-       && tok != tok2, "history: a stale turn gives way");
+    c1_history_begin(&h, ID("t-2"), 2000, &me, &t2, &tok2);
+    ok(c1_history_begin(&h, ID("t-2"), 2000 + 86400 * 365, &other, &t,
+                        &tok) == C1_HISTORY_BUSY
+       && c1_history_delete(&h, ID("t-2"))
+          == C1_HISTORY_BUSY,
+       "history: a long turn keeps its lock, whatever time has passed");
+
+    /* a turn whose process died (or whose pid went to another) gives way */
+
+    c1_mem_dead = me;
+    ok(c1_history_begin(&h, ID("t-2"), 2001, &other, &t, &tok)
+       == C1_HISTORY_OK && t == t2 && tok != tok2,
+       "history: a dead holder's turn gives way");
+    c1_mem_dead.pid = 0;
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_find(&h, ID("t-2")) == t2,
-       "history: the stale turn's end does not touch the new one");
+    ok(c1_history_find(&h, ID("t-2")) == t2 && c1_history_busy(t2),
+       "history: the dead turn's end does not touch the new one");
     c1_history_end(&h, t2, tok);
+    ok(c1_history_find(&h, ID("t-2")) == NULL,
+       "history: the new turn ends it (an empty thread goes)");
 
     /* expiry: t-1 was last used at 1003 */
 
@@ -834,16 +853,16 @@ test_history(void)
 
     mem.limit = mem.used + 3 * (sizeof(c1_thread_t) + 1200);
 
-    c1_history_begin(&h, ID("a"), 3000, &t, &tok);
+    c1_history_begin(&h, ID("a"), 3000, &me, &t, &tok);
     memset(big, 'a', sizeof(big));
     rc = c1_history_commit(&h, t, tok, TXT("q"), big, 500, 3000);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("b"), 3001, &t, &tok);
+    c1_history_begin(&h, ID("b"), 3001, &me, &t, &tok);
     c1_history_commit(&h, t, tok, TXT("q"), TXT("b"), 3001);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("busy"), 3001, &t2, &tok2);
+    c1_history_begin(&h, ID("busy"), 3001, &me, &t2, &tok2);
 
-    c1_history_begin(&h, ID("c"), 3002, &t, &tok);
+    c1_history_begin(&h, ID("c"), 3002, &me, &t, &tok);
     rc = c1_history_commit(&h, t, tok, TXT("q"), big, 3000, 3002);
     c1_history_end(&h, t, tok);
 
@@ -852,7 +871,7 @@ test_history(void)
        && c1_history_find(&h, ID("busy")) == t2,
        "history: a full zone evicts the least recently used, not busy ones");
 
-    c1_history_begin(&h, ID("d"), 3003, &t, &tok);
+    c1_history_begin(&h, ID("d"), 3003, &me, &t, &tok);
     rc = c1_history_commit(&h, t, tok, TXT("q"), big, sizeof(big), 3003);
     c1_history_end(&h, t, tok);
     ok(rc == C1_HISTORY_NOMEM && h.dropped == 1
@@ -860,16 +879,16 @@ test_history(void)
        && c1_history_find(&h, ID("c")) != NULL,
        "history: a turn too large for the zone is dropped, evicting none");
 
-    ok(c1_history_delete(&h, ID("busy"), 3004) == C1_HISTORY_BUSY,
+    ok(c1_history_delete(&h, ID("busy")) == C1_HISTORY_BUSY,
        "history: a busy thread is not deleted");
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_delete(&h, ID("c"), 3004) == C1_HISTORY_OK
-       && c1_history_delete(&h, ID("c"), 3004) == C1_HISTORY_NONE,
+    ok(c1_history_delete(&h, ID("c")) == C1_HISTORY_OK
+       && c1_history_delete(&h, ID("c")) == C1_HISTORY_NONE,
        "history: delete");
 
     while (h.lru.next != &h.lru) {
         t = h.lru.next;
-        c1_history_delete(&h, (unsigned char *) t->id, t->id_len, 9999);
+        c1_history_delete(&h, (unsigned char *) t->id, t->id_len);
     }
 
     c1_history_mem_free(&mem, h.buckets);

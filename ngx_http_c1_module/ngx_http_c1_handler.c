@@ -1,0 +1,748 @@
+
+/*
+ * ngx_http_c1_module: the content handler of c1_pass locations and the
+ * phases a request goes through.
+ *
+ *   START    the method and the body's type are looked at; GET and DELETE
+ *            of a thread are answered at once
+ *   BODY     the client's body is read, parsed and turned into C1's; a
+ *            thread's turn begins
+ *   CALL     C1 is called; a stream is relayed as it comes
+ *   RESPOND  the call is over: the answer, or the stream's end, or the
+ *            error, is decided here and nowhere else; a turn is committed
+ *   DONE
+ *
+ * The call's handlers only record what happened; when its subrequest is
+ * done, nginx runs the main request again and the next phase begins.
+ */
+
+
+#include "ngx_http_c1_module.h"
+
+
+static void ngx_http_c1_cleanup(void *data);
+static ngx_int_t ngx_http_c1_fail(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_err_e id, const c1_error_t *words,
+    ngx_uint_t status);
+static ngx_int_t ngx_http_c1_media_type(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_c1_turn(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_settings(ngx_http_c1_loc_conf_t *lcf,
+    c1_settings_t *s);
+static ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_c1_run(ngx_http_request_t *r);
+static ngx_int_t ngx_http_c1_respond(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_respond_answer(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_respond_stream(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
+
+
+static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
+static ngx_str_t  ngx_http_c1_type_text = ngx_string("text/plain");
+
+
+ngx_http_c1_ctx_t *
+ngx_http_c1_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_c1_ctx_t   *ctx;
+    ngx_pool_cleanup_t  *cln;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_c1_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_c1_cleanup;
+    cln->data = ctx;
+
+    ctx->prompt_tokens = -1;
+    ctx->completion_tokens = -1;
+    ctx->total_tokens = -1;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_c1_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_c1_cleanup(void *data)
+{
+    ngx_http_c1_ctx_t  *ctx = data;
+
+    if (ctx->buf) {
+        ngx_free(ctx->buf);
+        ctx->buf = NULL;
+    }
+
+    ngx_http_c1_call_cleanup(&ctx->call);
+
+    c1_relay_free(&ctx->relay);
+    c1_buf_free(&ctx->answer);
+}
+
+
+/* the request's error, from the table, sent as the response can */
+
+static ngx_int_t
+ngx_http_c1_fail(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status)
+{
+    ngx_http_c1_error(r, ctx, id, words, status);
+
+    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    return ngx_http_c1_response_error(r, ctx);
+}
+
+
+/* START */
+
+ngx_int_t
+ngx_http_c1_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_http_c1_ctx_t       *ctx;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    if (r != r->main) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "c1: a c1_pass location cannot serve a subrequest");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_http_c1_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (lcf->history && (r->method & (NGX_HTTP_GET|NGX_HTTP_DELETE))) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ctx->kind = NGX_HTTP_C1_KIND_THREAD_OP;
+
+        return ngx_http_c1_thread_op(r, ctx, lcf);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ngx_http_c1_response_add_header(r, "Allow", lcf->history
+                                                       ? "GET, POST, DELETE"
+                                                       : "POST")
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_c1_fail(r, ctx, lcf->history
+                                        ? NGX_HTTP_C1_ERR_METHOD_THREADS
+                                        : NGX_HTTP_C1_ERR_METHOD,
+                                NULL, 0);
+    }
+
+    if (ngx_http_c1_media_type(r, ctx) != NGX_OK) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_MEDIA_TYPE, NULL, 0);
+    }
+
+    ctx->phase = NGX_HTTP_C1_PHASE_BODY;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_c1_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* text/plain: a prompt; application/json or none: JSON; else refused */
+
+static ngx_int_t
+ngx_http_c1_media_type(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    u_char     *p, *last;
+    ngx_str_t   type;
+
+    ctx->mode = 0;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_OK;
+    }
+
+    type = r->headers_in.content_type->value;
+
+    last = ngx_strlchr(type.data, type.data + type.len, ';');
+    if (last == NULL) {
+        last = type.data + type.len;
+    }
+
+    while (last > type.data && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
+    for (p = type.data; p < last && (*p == ' ' || *p == '\t'); p++) {
+        /* void */
+    }
+
+    type.len = last - p;
+    type.data = p;
+
+    if (type.len == sizeof("text/plain") - 1
+        && ngx_strncasecmp(type.data, (u_char *) "text/plain", type.len) == 0)
+    {
+        ctx->mode = C1_MODE_PROMPT;
+        return NGX_OK;
+    }
+
+    if (type.len == sizeof("application/json") - 1
+        && ngx_strncasecmp(type.data, (u_char *) "application/json",
+                           type.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* BODY: the client's body is all in */
+
+static void
+ngx_http_c1_body(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_http_c1_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    rc = ngx_http_c1_turn(r, ctx);
+
+    if (rc == NGX_DONE) {
+
+        /* CALL: the main request runs again when the call is over */
+
+        ctx->phase = NGX_HTTP_C1_PHASE_CALL;
+        r->write_event_handler = ngx_http_c1_run;
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * The body becomes C1's request (with the thread's history), and the call
+ * starts: NGX_DONE; or the request ends here with an error.
+ */
+
+static ngx_int_t
+ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    int                      rc;
+    size_t                   nturns;
+    ngx_int_t                n;
+    ngx_str_t                body, model, system_prompt, key;
+    c1_turn_t               *turns;
+    c1_error_t               err;
+    c1_request_t             req;
+    c1_settings_t            s;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (ngx_http_c1_read_body(r, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_null(&system_prompt);
+    ngx_str_null(&key);
+
+    if (ngx_http_complex_value(r, lcf->model, &model) != NGX_OK
+        || (lcf->system_prompt
+            && ngx_http_complex_value(r, lcf->system_prompt, &system_prompt)
+               != NGX_OK)
+        || (lcf->api_key
+            && ngx_http_complex_value(r, lcf->api_key, &key) != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (model.len == 0) {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_NO_MODEL, NULL, 0);
+    }
+
+    ngx_http_c1_settings(lcf, &s);
+
+    s.model.data = model.data;
+    s.model.len = model.len;
+    s.system_prompt.data = system_prompt.data;
+    s.system_prompt.len = system_prompt.len;
+
+    ctx->model = model;
+
+    rc = c1_request_parse(body.data, body.len,
+                          ctx->mode == C1_MODE_PROMPT ? C1_BODY_TEXT
+                                                      : C1_BODY_JSON,
+                          &s, &req, &err);
+
+    if (rc == C1_ERROR) {
+        c1_request_free(&req);
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_REQUEST, &err, 0);
+    }
+
+    ctx->kind = NGX_HTTP_C1_KIND_TURN;
+
+    turns = NULL;
+    nturns = 0;
+
+    if (rc == C1_OK && req.thread_id_len && lcf->history) {
+
+        ctx->thread_id.len = req.thread_id_len;
+        ctx->thread_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                              req.thread_id_len,
+                                              (u_char *) req.thread_id });
+        ctx->prompt.len = req.prompt_len;
+        ctx->prompt.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                           req.prompt_len,
+                                           (u_char *) req.prompt });
+
+        if (ctx->thread_id.data == NULL || ctx->prompt.data == NULL) {
+            rc = C1_NOMEM;
+
+        } else {
+            switch (ngx_http_c1_thread_begin(r, ctx, lcf->history, &req,
+                                             &turns, &nturns))
+            {
+            case NGX_OK:
+            case NGX_DECLINED:
+                break;
+
+            case NGX_BUSY:
+                c1_request_free(&req);
+                return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_BUSY,
+                                        NULL, 0);
+
+            default:
+                rc = C1_NOMEM;
+            }
+        }
+    }
+
+    if (rc == C1_OK) {
+        rc = c1_request_render(&req, &s, turns, nturns);
+    }
+
+    if (rc != C1_OK) {
+        c1_request_free(&req);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->mode = req.mode;
+    ctx->stream = req.stream;
+
+    n = ngx_http_c1_chat_start(r, ctx, &req, &key);
+
+    c1_request_free(&req);
+
+    if (n != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_c1_settings(ngx_http_c1_loc_conf_t *lcf, c1_settings_t *s)
+{
+    ngx_str_t   *stop;
+    ngx_uint_t   i;
+
+    ngx_memzero(s, sizeof(c1_settings_t));
+
+    if (lcf->temperature >= 0) {
+        s->has_temperature = 1;
+        s->temperature = lcf->temperature;
+    }
+
+    if (lcf->top_p >= 0) {
+        s->has_top_p = 1;
+        s->top_p = lcf->top_p;
+    }
+
+    if (lcf->max_tokens != NGX_CONF_UNSET) {
+        s->has_max_tokens = 1;
+        s->max_tokens = lcf->max_tokens;
+    }
+
+    if (lcf->stop) {
+        stop = lcf->stop->elts;
+
+        for (i = 0; i < lcf->stop->nelts; i++) {
+            s->stop[i].data = stop[i].data;
+            s->stop[i].len = stop[i].len;
+        }
+
+        s->nstop = lcf->stop->nelts;
+    }
+
+    s->stream = lcf->stream ? 1 : 0;
+    s->stream_usage = lcf->stream_usage ? 1 : 0;
+    s->history = lcf->history ? 1 : 0;
+}
+
+
+/* the whole client body in one piece, read back from a temp file if need be */
+
+static ngx_int_t
+ngx_http_c1_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+
+            /* the last buffer of a chunked body may be empty, pos NULL */
+
+            if (b->last > b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
+            continue;
+        }
+
+        len = (size_t) (b->file_last - b->file_pos);
+
+        n = ngx_read_file(b->file, p, len, b->file_pos);
+
+        if (n != (ssize_t) len) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "c1: could not read the request body back from "
+                          "\"%V\"", &b->file->name);
+            return NGX_ERROR;
+        }
+
+        p += len;
+    }
+
+    return NGX_OK;
+}
+
+
+/* CALL: the main request runs again; once the call is over, RESPOND */
+
+static void
+ngx_http_c1_run(ngx_http_request_t *r)
+{
+    ngx_http_c1_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    if (ctx == NULL || ctx->phase != NGX_HTTP_C1_PHASE_CALL
+        || !ngx_http_c1_call_over(&ctx->call))
+    {
+        return;
+    }
+
+    ctx->phase = NGX_HTTP_C1_PHASE_RESPOND;
+
+    ngx_http_finalize_request(r, ngx_http_c1_respond(r, ctx));
+}
+
+
+/* RESPOND: what the call's record says the client gets */
+
+static ngx_int_t
+ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_http_c1_call_t  *call;
+
+    call = &ctx->call;
+
+    if (ctx->relaying) {
+        rc = ngx_http_c1_respond_stream(r, ctx);
+
+    } else if (call->timed_out) {
+        rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_TIME, NULL, 0);
+
+    } else if (ctx->too_large) {
+        rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE,
+                              NULL, 0);
+
+    } else if (call->rc >= NGX_HTTP_SPECIAL_RESPONSE || !call->header
+               || call->failed)
+    {
+        /* the call failed in nginx: unreachable, timed out, cut short */
+
+        if (call->rc == NGX_HTTP_GATEWAY_TIME_OUT
+            || call->status == NGX_HTTP_GATEWAY_TIME_OUT)
+        {
+            rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_TIMEOUT, NULL, 0);
+
+        } else {
+            rc = ngx_http_c1_fail(r, ctx, call->failed
+                                          ? NGX_HTTP_C1_ERR_BROKE_OFF
+                                          : NGX_HTTP_C1_ERR_UNREACHABLE,
+                                  NULL, 0);
+        }
+
+    } else {
+        rc = ngx_http_c1_respond_answer(r, ctx);
+    }
+
+    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    return rc;
+}
+
+
+/* C1's whole answer: an error of C1's, or the content (or answer) */
+
+static ngx_int_t
+ngx_http_c1_respond_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    int                  rc;
+    ngx_uint_t           status;
+    c1_error_t           err;
+    c1_answer_t          answer;
+    ngx_pool_cleanup_t  *cln;
+
+    status = ctx->call.status;
+
+    if (status < 200 || status >= 300) {
+
+        if (status < 400 || status > 599) {
+            return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_STATUS, NULL,
+                                    status);
+        }
+
+        if (c1_upstream_error(status, ctx->buf, ctx->len, &err) == C1_OK) {
+
+            /* already an OpenAI-style error: as C1 sent it */
+
+            ngx_http_c1_error(r, ctx, NGX_HTTP_C1_ERR_C1_PASSED, NULL,
+                              status);
+
+            return ngx_http_c1_response_send(r, ctx, status,
+                                             &ngx_http_c1_type_json,
+                                             ctx->buf, ctx->len);
+        }
+
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_C1, &err, status);
+    }
+
+    rc = c1_answer_extract(ctx->buf, ctx->len, ctx->mode, &answer, &err);
+
+    if (rc == C1_ERROR) {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_ANSWER, &err, 0);
+    }
+
+    if (rc != C1_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->prompt_tokens = answer.prompt_tokens;
+    ctx->completion_tokens = answer.completion_tokens;
+    ctx->total_tokens = answer.total_tokens;
+
+    if (ctx->mode == C1_MODE_OPENAI) {
+        return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
+                                         &ngx_http_c1_type_json,
+                                         ctx->buf, ctx->len);
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        c1_free(answer.content);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = c1_free;
+    cln->data = answer.content;
+
+    ngx_http_c1_thread_commit(r, ctx, (u_char *) answer.content,
+                              answer.content_len);
+
+    return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
+                                     &ngx_http_c1_type_text,
+                                     (u_char *) answer.content,
+                                     answer.content_len);
+}
+
+
+/*
+ * C1's stream is over.  If the client has had nothing yet, an error gets
+ * a status of its own (a plain JSON error); otherwise the stream ends:
+ * with [DONE] or an error event in OpenAI mode, cut for a failed prompt
+ * stream.  A whole answer joins the thread first.
+ */
+
+static ngx_int_t
+ngx_http_c1_respond_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_http_c1_call_t  *call;
+
+    call = &ctx->call;
+
+    ctx->prompt_tokens = ctx->relay.prompt_tokens;
+    ctx->completion_tokens = ctx->relay.completion_tokens;
+    ctx->total_tokens = ctx->relay.total_tokens;
+
+    if (ctx->relay.failed) {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_BAD,
+                                &ctx->relay.err, 0);
+    }
+
+    if (ctx->over_size) {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_SIZE, NULL, 0);
+    }
+
+    if (call->timed_out) {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_TIME, NULL, 0);
+    }
+
+    if (!ctx->relay_ended) {
+        return ngx_http_c1_fail(r, ctx,
+                                call->rc == NGX_HTTP_GATEWAY_TIME_OUT
+                                ? NGX_HTTP_C1_ERR_STREAM_TIMEOUT
+                                : NGX_HTTP_C1_ERR_STREAM_BROKEN, NULL, 0);
+    }
+
+    if (ctx->response.state == NGX_HTTP_C1_RESPONSE_NONE
+        && ctx->relay.events == 0)
+    {
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_EMPTY, NULL,
+                                0);
+    }
+
+    if (ctx->thread) {
+        if (ctx->answer_lost) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "c1: the answer is larger than "
+                          "\"c1_max_response_size\": this turn of thread "
+                          "\"%V\" was not kept", &ctx->thread_id);
+
+        } else {
+            ngx_http_c1_thread_commit(r, ctx, ctx->answer.data,
+                                      ctx->answer.len);
+        }
+    }
+
+    if (c1_relay_close(&ctx->relay, NULL) != C1_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_c1_response_end(r, ctx, ctx->relay.out.data,
+                                    ctx->relay.out.len);
+}
+
+
+/* GET or DELETE of a thread: ?threadId=ID */
+
+static ngx_int_t
+ngx_http_c1_thread_op(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_loc_conf_t *lcf)
+{
+    ngx_int_t  rc;
+    ngx_str_t  json;
+
+    if (r->method == NGX_HTTP_GET) {
+        rc = ngx_http_c1_thread_get(r, lcf->history, &json);
+
+    } else {
+        rc = ngx_http_c1_thread_delete(r, lcf->history);
+
+        if (rc == NGX_OK) {
+            ngx_str_set(&json, "{\"deleted\":true}");
+        }
+    }
+
+    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    switch (rc) {
+
+    case NGX_OK:
+        return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
+                                         &ngx_http_c1_type_json,
+                                         json.data, json.len);
+
+    case NGX_HTTP_BAD_REQUEST:
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_ID, NULL, 0);
+
+    case NGX_HTTP_NOT_FOUND:
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_NOT_FOUND,
+                                NULL, 0);
+
+    case NGX_HTTP_CONFLICT:
+        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_RUNNING, NULL,
+                                0);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
