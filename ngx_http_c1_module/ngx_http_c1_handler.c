@@ -20,6 +20,7 @@
 #include "ngx_http_c1_module.h"
 
 
+static ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
 static void ngx_http_c1_cleanup(void *data);
 static ngx_int_t ngx_http_c1_fail(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_http_c1_err_e id, const c1_error_t *words,
@@ -48,7 +49,7 @@ static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
 static ngx_str_t  ngx_http_c1_type_text = ngx_string("text/plain");
 
 
-ngx_http_c1_ctx_t *
+static ngx_http_c1_ctx_t *
 ngx_http_c1_get_ctx(ngx_http_request_t *r)
 {
     ngx_http_c1_ctx_t   *ctx;
@@ -72,9 +73,7 @@ ngx_http_c1_get_ctx(ngx_http_request_t *r)
     cln->handler = ngx_http_c1_cleanup;
     cln->data = ctx;
 
-    ctx->prompt_tokens = -1;
-    ctx->completion_tokens = -1;
-    ctx->total_tokens = -1;
+    ngx_http_c1_ctx_init(ctx);
 
     ngx_http_set_ctx(r, ctx, ngx_http_c1_module);
 

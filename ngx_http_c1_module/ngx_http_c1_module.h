@@ -268,9 +268,15 @@ typedef struct {
 extern ngx_module_t  ngx_http_c1_module;
 
 
+/* what a new context holds beyond zeros */
+#define ngx_http_c1_ctx_init(ctx)                                            \
+    (ctx)->prompt_tokens = -1;                                               \
+    (ctx)->completion_tokens = -1;                                           \
+    (ctx)->total_tokens = -1
+
+
 /* ngx_http_c1_handler.c */
 ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
-ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
 
 /* ngx_http_c1_errors.c */
 void ngx_http_c1_error(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,

@@ -412,9 +412,18 @@ ngx_http_c1_page_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    ctx = ngx_http_c1_get_ctx(r);
     if (ctx == NULL) {
-        return NGX_ERROR;
+
+        /* a page before the handler ran (413): a context of its own */
+
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_c1_ctx_t));
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_c1_ctx_init(ctx);
+
+        ngx_http_set_ctx(r, ctx, ngx_http_c1_module);
     }
 
     status = r->headers_out.status;
