@@ -27,6 +27,36 @@ typedef struct {
 } ngx_http_c1_metrics_t;
 
 
+/* the page, written into a chain of buffers, every write bounded */
+
+#define NGX_HTTP_C1_PAGE_BUF       4096
+#define NGX_HTTP_C1_PAGE_PIECE_MAX (1024 * 1024)
+
+typedef struct {
+    ngx_pool_t    *pool;
+    ngx_chain_t   *out;
+    ngx_chain_t  **last;
+    ngx_chain_t   *cl;                            /* the last link */
+    ngx_buf_t     *b;                             /* its buffer */
+    off_t          size;
+} ngx_http_c1_page_t;
+
+
+/* a history zone's figures, read under its lock, its name as a label */
+
+typedef struct {
+    ngx_str_t      label;
+    uint64_t       value[7];
+} ngx_http_c1_zone_stat_t;
+
+
+typedef struct {
+    char          *name;
+    char          *type;
+    char          *help;
+} ngx_http_c1_family_t;
+
+
 static ngx_int_t ngx_http_c1_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone,
@@ -35,8 +65,14 @@ static ngx_int_t ngx_http_c1_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_c1_observe(ngx_atomic_t *buckets, ngx_atomic_t *sum,
     ngx_msec_t ms);
-static u_char *ngx_http_c1_histogram(u_char *p, char *name, char *help,
-    ngx_atomic_t *buckets, ngx_atomic_t *sum);
+static ngx_int_t ngx_http_c1_page_write(ngx_http_c1_page_t *pg,
+    ngx_http_c1_metrics_t *m, ngx_http_c1_zone_stat_t *st, ngx_uint_t n);
+static ngx_int_t ngx_http_c1_histogram(ngx_http_c1_page_t *pg, char *name,
+    char *help, ngx_atomic_t *buckets, ngx_atomic_t *sum);
+static ngx_int_t ngx_http_c1_page_printf(ngx_http_c1_page_t *pg,
+    const char *fmt, ...);
+static ngx_int_t ngx_http_c1_label(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_str_t *label);
 
 
 /* the upper bounds of the histograms' buckets, in ms */
@@ -51,7 +87,20 @@ static char  *ngx_http_c1_outcomes[NGX_HTTP_C1_OUTCOMES] = {
 
 static char  *ngx_http_c1_modes[3] = { "none", "prompt", "openai" };
 
-static ngx_shm_zone_t  *ngx_http_c1_metrics_zone;
+/* in the order of ngx_http_c1_zone_stat_t's values */
+
+static ngx_http_c1_family_t  ngx_http_c1_history_families[] = {
+    { "c1_history_threads", "gauge", "Threads kept." },
+    { "c1_history_messages", "gauge", "Messages kept." },
+    { "c1_history_bytes", "gauge", "Bytes of message content kept." },
+    { "c1_history_evicted_total", "counter",
+      "Threads evicted from a full zone." },
+    { "c1_history_expired_total", "counter",
+      "Threads expired after the zone's inactive time." },
+    { "c1_history_dropped_total", "counter",
+      "Turns not kept: the zone had no memory for them." },
+    { "c1_history_zone_size_bytes", "gauge", "The zone's size." }
+};
 
 
 enum {
@@ -217,18 +266,28 @@ ngx_int_t
 ngx_http_c1_metrics_init(ngx_conf_t *cf)
 {
     ngx_str_t                   name = ngx_string(NGX_HTTP_C1_METRICS_ZONE);
+    ngx_shm_zone_t             *shm_zone;
     ngx_http_handler_pt        *h;
+    ngx_http_c1_main_conf_t    *mcf;
     ngx_http_core_main_conf_t  *cmcf;
 
-    ngx_http_c1_metrics_zone = ngx_shared_memory_add(cf, &name,
-                                                     16 * ngx_pagesize,
-                                                     &ngx_http_c1_module);
-    if (ngx_http_c1_metrics_zone == NULL) {
+    /*
+     * The zone is kept in this cycle's main conf, never in a static: a
+     * reload that fails frees its cycle, and a worker started after it
+     * must not find a pointer into it.
+     */
+
+    shm_zone = ngx_shared_memory_add(cf, &name, 16 * ngx_pagesize,
+                                     &ngx_http_c1_module);
+    if (shm_zone == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_c1_metrics_zone->init = ngx_http_c1_init_metrics_zone;
-    ngx_http_c1_metrics_zone->data = (void *) 1;
+    shm_zone->init = ngx_http_c1_init_metrics_zone;
+    shm_zone->data = (void *) 1;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
+    mcf->metrics_zone = shm_zone;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -276,9 +335,13 @@ ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 void
 ngx_http_c1_stream_started(void)
 {
-    ngx_http_c1_metrics_t  *m;
+    ngx_http_c1_metrics_t    *m;
+    ngx_http_c1_main_conf_t  *mcf;
 
-    m = ngx_http_c1_metrics_zone->data;
+    /* a worker has one cycle: the one its requests were configured by */
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_c1_module);
+    m = mcf->metrics_zone->data;
     (void) ngx_atomic_fetch_add(&m->active_streams, 1);
 }
 
@@ -288,9 +351,10 @@ ngx_http_c1_stream_started(void)
 static ngx_int_t
 ngx_http_c1_log_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t              outcome, mode;
-    ngx_http_c1_ctx_t      *ctx;
-    ngx_http_c1_metrics_t  *m;
+    ngx_uint_t                outcome, mode;
+    ngx_http_c1_ctx_t        *ctx;
+    ngx_http_c1_metrics_t    *m;
+    ngx_http_c1_main_conf_t  *mcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
@@ -302,7 +366,8 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
 
     ctx->counted = 1;
 
-    m = ngx_http_c1_metrics_zone->data;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
+    m = mcf->metrics_zone->data;
 
     /*
      * an error is the outcome it was given; else the request went well
@@ -383,15 +448,13 @@ ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_c1_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                  *p, *start;
-    size_t                   size;
-    ngx_int_t                rc;
-    ngx_buf_t               *b;
-    ngx_uint_t               i, j, k, n;
-    ngx_chain_t              out;
-    ngx_http_c1_zone_t     **zones, *z;
-    ngx_http_c1_metrics_t   *m;
-    ngx_http_c1_main_conf_t *mcf;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, n;
+    ngx_http_c1_page_t         pg;
+    ngx_http_c1_zone_t       **zones, *z;
+    ngx_http_c1_metrics_t     *m;
+    ngx_http_c1_zone_stat_t   *st;
+    ngx_http_c1_main_conf_t   *mcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -402,94 +465,58 @@ ngx_http_c1_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    m = ngx_http_c1_metrics_zone->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
+    m = mcf->metrics_zone->data;
 
-    size = 16384 + mcf->zones.nelts * 1024;
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = b->pos;
-    start = p;
-
-    p = ngx_sprintf(p, "# HELP c1_requests_total Requests of c1_pass "
-                    "locations, by mode, streaming and outcome.\n"
-                    "# TYPE c1_requests_total counter\n");
-
-    for (i = 0; i < 3; i++) {
-        for (j = 0; j < 2; j++) {
-            for (k = 0; k < NGX_HTTP_C1_OUTCOMES; k++) {
-                p = ngx_sprintf(p, "c1_requests_total{mode=\"%s\","
-                                "stream=\"%ui\",outcome=\"%s\"} %uA\n",
-                                ngx_http_c1_modes[i], j,
-                                ngx_http_c1_outcomes[k],
-                                m->requests[i][j][k]);
-            }
-        }
-    }
-
-    p = ngx_sprintf(p, "# HELP c1_prompt_tokens_total Prompt tokens, as C1 "
-                    "counted them.\n"
-                    "# TYPE c1_prompt_tokens_total counter\n"
-                    "c1_prompt_tokens_total %uA\n"
-                    "# HELP c1_completion_tokens_total Completion tokens, "
-                    "as C1 counted them.\n"
-                    "# TYPE c1_completion_tokens_total counter\n"
-                    "c1_completion_tokens_total %uA\n",
-                    m->prompt_tokens, m->completion_tokens);
-
-    p = ngx_http_c1_histogram(p, "c1_upstream_latency_seconds",
-                              "From the C1 call to the end of its answer.",
-                              m->latency, &m->latency_sum);
-
-    p = ngx_http_c1_histogram(p, "c1_time_to_first_token_seconds",
-                              "From the C1 call to the first byte of "
-                              "its content.", m->ttft, &m->ttft_sum);
-
-    p = ngx_sprintf(p, "# HELP c1_active_streams Streams being relayed "
-                    "now.\n"
-                    "# TYPE c1_active_streams gauge\n"
-                    "c1_active_streams %uA\n", m->active_streams);
+    /* each zone's figures at one moment, read under its lock */
 
     zones = mcf->zones.elts;
     n = mcf->zones.nelts;
+    st = NULL;
 
     if (n) {
-        p = ngx_sprintf(p, "# HELP c1_history_threads Threads kept.\n"
-                        "# TYPE c1_history_threads gauge\n");
+        st = ngx_palloc(r->pool, n * sizeof(ngx_http_c1_zone_stat_t));
+        if (st == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     for (i = 0; i < n; i++) {
         z = zones[i];
 
+        if (ngx_http_c1_label(r->pool, &z->name, &st[i].label) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ngx_shmtx_lock(&z->shpool->mutex);
 
-        p = ngx_sprintf(p, "c1_history_threads{zone=\"%V\"} %uL\n"
-                        "c1_history_messages{zone=\"%V\"} %uL\n"
-                        "c1_history_bytes{zone=\"%V\"} %uL\n"
-                        "c1_history_evicted_total{zone=\"%V\"} %uL\n"
-                        "c1_history_expired_total{zone=\"%V\"} %uL\n"
-                        "c1_history_dropped_total{zone=\"%V\"} %uL\n"
-                        "c1_history_zone_size_bytes{zone=\"%V\"} %uz\n",
-                        &z->name, z->sh->threads, &z->name, z->sh->messages,
-                        &z->name, z->sh->bytes, &z->name, z->sh->evicted,
-                        &z->name, z->sh->expired, &z->name, z->sh->dropped,
-                        &z->name, z->size);
+        st[i].value[0] = z->sh->threads;
+        st[i].value[1] = z->sh->messages;
+        st[i].value[2] = z->sh->bytes;
+        st[i].value[3] = z->sh->evicted;
+        st[i].value[4] = z->sh->expired;
+        st[i].value[5] = z->sh->dropped;
 
         ngx_shmtx_unlock(&z->shpool->mutex);
+
+        st[i].value[6] = z->size;
     }
 
-    b->last = p;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
+    ngx_memzero(&pg, sizeof(ngx_http_c1_page_t));
+    pg.pool = r->pool;
+    pg.last = &pg.out;
+
+    if (ngx_http_c1_page_write(&pg, m, st, n) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pg.b->last_buf = (r == r->main) ? 1 : 0;
+    pg.b->last_in_chain = 1;
 
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_length_n = p - start;
+    r->headers_out.content_length_n = pg.size;
 
     rc = ngx_http_send_header(r);
 
@@ -497,36 +524,281 @@ ngx_http_c1_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_output_filter(r, pg.out);
 }
 
 
-static u_char *
-ngx_http_c1_histogram(u_char *p, char *name, char *help,
+/*
+ * The Prometheus text format: each family once, its HELP and TYPE, then
+ * all its samples (one per zone for the c1_history_* families).
+ */
+
+static ngx_int_t
+ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
+    ngx_http_c1_zone_stat_t *st, ngx_uint_t n)
+{
+    ngx_uint_t             i, j, k;
+    ngx_http_c1_family_t  *f;
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_requests_total Requests of "
+                                "c1_pass locations, by mode, streaming and "
+                                "outcome.\n"
+                                "# TYPE c1_requests_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 3; i++) {
+        for (j = 0; j < 2; j++) {
+            for (k = 0; k < NGX_HTTP_C1_OUTCOMES; k++) {
+                if (ngx_http_c1_page_printf(pg, "c1_requests_total{mode=\"%s\","
+                                            "stream=\"%ui\",outcome=\"%s\"} "
+                                            "%uA\n",
+                                            ngx_http_c1_modes[i], j,
+                                            ngx_http_c1_outcomes[k],
+                                            m->requests[i][j][k])
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_prompt_tokens_total Prompt "
+                                "tokens, as C1 counted them.\n"
+                                "# TYPE c1_prompt_tokens_total counter\n"
+                                "c1_prompt_tokens_total %uA\n"
+                                "# HELP c1_completion_tokens_total "
+                                "Completion tokens, as C1 counted them.\n"
+                                "# TYPE c1_completion_tokens_total counter\n"
+                                "c1_completion_tokens_total %uA\n",
+                                m->prompt_tokens, m->completion_tokens)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_c1_histogram(pg, "c1_upstream_latency_seconds",
+                              "From the C1 call to the end of its answer.",
+                              m->latency, &m->latency_sum)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_c1_histogram(pg, "c1_time_to_first_token_seconds",
+                              "From the C1 call to the first byte of "
+                              "its content.", m->ttft, &m->ttft_sum)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_active_streams Streams being "
+                                "relayed now.\n"
+                                "# TYPE c1_active_streams gauge\n"
+                                "c1_active_streams %uA\n", m->active_streams)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < sizeof(ngx_http_c1_history_families)
+                    / sizeof(ngx_http_c1_family_t); i++)
+    {
+        f = &ngx_http_c1_history_families[i];
+
+        if (ngx_http_c1_page_printf(pg, "# HELP %s %s\n# TYPE %s %s\n",
+                                    f->name, f->help, f->name, f->type)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < n; j++) {
+            if (ngx_http_c1_page_printf(pg, "%s{zone=\"%V\"} %uL\n", f->name,
+                                        &st[j].label, st[j].value[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_c1_histogram(ngx_http_c1_page_t *pg, char *name, char *help,
     ngx_atomic_t *buckets, ngx_atomic_t *sum)
 {
-    ngx_uint_t        i;
-    ngx_atomic_uint_t  total;
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  total, s;
 
-    p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
-                    name);
+    if (ngx_http_c1_page_printf(pg, "# HELP %s %s\n# TYPE %s histogram\n",
+                                name, help, name)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     total = 0;
 
     for (i = 0; i < NGX_HTTP_C1_BUCKETS_N; i++) {
         total += buckets[i];
-        p = ngx_sprintf(p, "%s_bucket{le=\"%ui.%03ui\"} %uA\n", name,
-                        ngx_http_c1_bounds[i] / 1000,
-                        ngx_http_c1_bounds[i] % 1000, total);
+
+        if (ngx_http_c1_page_printf(pg, "%s_bucket{le=\"%ui.%03ui\"} %uA\n",
+                                    name, ngx_http_c1_bounds[i] / 1000,
+                                    ngx_http_c1_bounds[i] % 1000, total)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     total += buckets[NGX_HTTP_C1_BUCKETS_N];
+    s = *sum;
 
-    return ngx_sprintf(p, "%s_bucket{le=\"+Inf\"} %uA\n"
-                       "%s_sum %uA.%03uA\n%s_count %uA\n",
-                       name, total, name, *sum / 1000, *sum % 1000,
-                       name, total);
+    return ngx_http_c1_page_printf(pg, "%s_bucket{le=\"+Inf\"} %uA\n"
+                                   "%s_sum %uA.%03uA\n%s_count %uA\n",
+                                   name, total, name, s / 1000, s % 1000,
+                                   name, total);
+}
+
+
+/*
+ * Appends to the page with ngx_vslprintf(), which never writes past the
+ * end of its buffer.  A piece that does not fit where the page ends (or
+ * fills it exactly: it may have been cut) is written again into a new
+ * buffer, twice as large each time it does not fit an empty one (which
+ * it replaces).
+ */
+
+static ngx_int_t
+ngx_http_c1_page_printf(ngx_http_c1_page_t *pg, const char *fmt, ...)
+{
+    u_char       *p;
+    size_t        size;
+    va_list       args, copy;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    size = NGX_HTTP_C1_PAGE_BUF;
+    b = pg->b;
+
+    va_start(args, fmt);
+
+    for ( ;; ) {
+
+        if (b && b->last < b->end) {
+            va_copy(copy, args);
+            p = ngx_vslprintf(b->last, b->end, fmt, copy);
+            va_end(copy);
+
+            if (p < b->end) {
+                pg->size += p - b->last;
+                b->last = p;
+                va_end(args);
+                return NGX_OK;
+            }
+
+            if (b->last == b->start) {
+                size = 2 * (size_t) (b->end - b->start);
+            }
+        }
+
+        if (size > NGX_HTTP_C1_PAGE_PIECE_MAX) {
+            ngx_log_error(NGX_LOG_ALERT, pg->pool->log, 0,
+                          "c1: a piece of the metrics page is over %uz bytes",
+                          (size_t) NGX_HTTP_C1_PAGE_PIECE_MAX);
+            va_end(args);
+            return NGX_ERROR;
+        }
+
+        /* a buffer left empty is replaced: no empty buffer in the chain */
+
+        if (b == NULL || b->last > b->start) {
+            cl = ngx_alloc_chain_link(pg->pool);
+            if (cl == NULL) {
+                va_end(args);
+                return NGX_ERROR;
+            }
+
+            cl->next = NULL;
+            *pg->last = cl;
+            pg->last = &cl->next;
+            pg->cl = cl;
+        }
+
+        b = ngx_create_temp_buf(pg->pool, size);
+        if (b == NULL) {
+            va_end(args);
+            return NGX_ERROR;
+        }
+
+        pg->cl->buf = b;
+        pg->b = b;
+    }
+}
+
+
+/* a label value: \, " and newline escaped, as the text format wants */
+
+static ngx_int_t
+ngx_http_c1_label(ngx_pool_t *pool, ngx_str_t *value, ngx_str_t *label)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
+
+    len = value->len;
+
+    for (i = 0; i < value->len; i++) {
+        if (value->data[i] == '\\' || value->data[i] == '"'
+            || value->data[i] == '\n')
+        {
+            len++;
+        }
+    }
+
+    if (len == value->len) {
+        *label = *value;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    label->data = p;
+    label->len = len;
+
+    for (i = 0; i < value->len; i++) {
+        switch (value->data[i]) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = value->data[i];
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = value->data[i];
+        }
+    }
+
+    return NGX_OK;
 }

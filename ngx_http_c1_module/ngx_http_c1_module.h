@@ -42,6 +42,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
+    ngx_shm_zone_t            *metrics_zone;    /* the counters */
 } ngx_http_c1_main_conf_t;
 
 

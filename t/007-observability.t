@@ -163,5 +163,7 @@ c1_upstream_latency_seconds_count 7
 # HELP c1_history_threads Threads kept.
 # TYPE c1_history_threads gauge
 c1_history_threads\{zone="threads"\} 2
+# HELP c1_history_messages .*
+# TYPE c1_history_messages gauge
 c1_history_messages\{zone="threads"\} 6
 }]

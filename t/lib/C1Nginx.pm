@@ -83,6 +83,55 @@ sub reload {
     die "the old workers did not go";
 }
 
+# the config as it is now, and a new one in its place (a reload reads it)
+sub conf {
+    open my $fh, '<', "$Root/conf/nginx.conf" or die $!;
+    local $/;
+    return <$fh>;
+}
+
+sub write_conf {
+    my $text = shift;
+    open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
+    print $fh $text;
+    close $fh;
+}
+
+sub master {
+    open my $fh, '<', "$Root/logs/nginx.pid" or return undef;
+    chomp(my $pid = <$fh>);
+    return $pid =~ /^\d+$/ ? $pid : undef;
+}
+
+# a reload the master is asked for with SIGHUP, as `nginx -s reload` does
+# (which itself reads the config first and so refuses a broken one): with
+# a broken config it fails; returns once the error log has a new line
+# matching $expect (bounded: 10 s), or dies
+sub hup {
+    my $expect = shift;
+    my $before = length error_log();
+    kill 'HUP', master() or die "cannot signal the master";
+    for (1 .. 200) {
+        return if substr(error_log(), $before) =~ $expect;
+        sleep 0.05;
+    }
+    die "no $expect in the error log after a reload";
+}
+
+# kill -9 a worker; returns once the master has started its replacement
+# (bounded: 10 s), or dies
+sub kill_worker {
+    my $pid = shift;
+    my $n = () = workers();
+    kill 'KILL', $pid or die "cannot kill $pid";
+    for (1 .. 200) {
+        my @now = workers();
+        return if @now == $n && !grep { $_ == $pid } @now;
+        sleep 0.05;
+    }
+    die "no worker replaced $pid";
+}
+
 sub workers {
     open my $fh, '<', "$Root/logs/nginx.pid" or return ();
     chomp(my $master = <$fh>);
@@ -98,7 +147,13 @@ sub error_log {
 sub stop {
     return unless $started;
     $started = 0;
-    system("$Binary -p '$Root/' -c conf/nginx.conf -s stop 2>/dev/null");
+    # a signal rather than `nginx -s stop`, which refuses a broken config
+    my $pid = master();
+    if ($pid) {
+        kill 'TERM', $pid;
+    } else {
+        system("$Binary -p '$Root/' -c conf/nginx.conf -s stop 2>/dev/null");
+    }
     for (1 .. 100) {
         last unless -e "$Root/logs/nginx.pid";
         sleep 0.05;
