@@ -333,14 +333,12 @@ ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 void
-ngx_http_c1_stream_started(void)
+ngx_http_c1_stream_started(ngx_http_request_t *r)
 {
     ngx_http_c1_metrics_t    *m;
     ngx_http_c1_main_conf_t  *mcf;
 
-    /* a worker has one cycle: the one its requests were configured by */
-
-    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_c1_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
     m = mcf->metrics_zone->data;
     (void) ngx_atomic_fetch_add(&m->active_streams, 1);
 }

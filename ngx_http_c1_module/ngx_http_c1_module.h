@@ -332,7 +332,7 @@ ngx_int_t ngx_http_c1_thread_delete(ngx_http_request_t *r,
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
 char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-void ngx_http_c1_stream_started(void);
+void ngx_http_c1_stream_started(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

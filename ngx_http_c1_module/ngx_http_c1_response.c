@@ -213,7 +213,7 @@ ngx_http_c1_response_header(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     ctx->response.stream = 1;
     ctx->response.state = NGX_HTTP_C1_RESPONSE_STREAMING;
 
-    ngx_http_c1_stream_started();
+    ngx_http_c1_stream_started(r);
 
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/event-stream");
