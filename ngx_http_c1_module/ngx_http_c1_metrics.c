@@ -15,6 +15,18 @@
 #define NGX_HTTP_C1_BUCKETS_N     12
 
 
+/*
+ * Streams being relayed, counted by the process relaying them, in the
+ * slot nginx gave it: the gauge adds up the slots of processes that are
+ * alive, so that a worker killed mid-stream leaves no count behind.
+ */
+typedef struct {
+    ngx_atomic_t   streams;
+    uint64_t       pid;                           /* 0: never used */
+    uint64_t       start;                         /* of that process */
+} ngx_http_c1_streams_t;
+
+
 typedef struct {
     ngx_atomic_t   requests[3][2][NGX_HTTP_C1_OUTCOMES];
     ngx_atomic_t   prompt_tokens;
@@ -23,7 +35,7 @@ typedef struct {
     ngx_atomic_t   latency_sum;                   /* ms */
     ngx_atomic_t   ttft[NGX_HTTP_C1_BUCKETS_N + 1];
     ngx_atomic_t   ttft_sum;                      /* ms */
-    ngx_atomic_t   active_streams;
+    ngx_http_c1_streams_t  active[NGX_MAX_PROCESSES];
 } ngx_http_c1_metrics_t;
 
 
@@ -59,6 +71,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_c1_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_atomic_t *ngx_http_c1_active_streams(ngx_http_c1_metrics_t *m);
+static ngx_atomic_uint_t ngx_http_c1_active_total(ngx_http_c1_metrics_t *m);
 static ngx_int_t ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_c1_log_handler(ngx_http_request_t *r);
@@ -332,6 +346,54 @@ ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+/* this process's count of streams, its slot taken over if need be */
+
+static ngx_atomic_t *
+ngx_http_c1_active_streams(ngx_http_c1_metrics_t *m)
+{
+    ngx_http_c1_streams_t  *a;
+
+    a = &m->active[ngx_process_slot];
+
+    if (a->pid != (uint64_t) ngx_pid) {
+
+        /* a process that had this slot is gone, and its streams too */
+
+        a->streams = 0;
+        a->start = ngx_http_c1_process_start(ngx_pid);
+        a->pid = (uint64_t) ngx_pid;
+    }
+
+    return &a->streams;
+}
+
+
+static ngx_atomic_uint_t
+ngx_http_c1_active_total(ngx_http_c1_metrics_t *m)
+{
+    ngx_uint_t             i;
+    ngx_atomic_uint_t      n;
+    c1_holder_t            p;
+
+    n = 0;
+
+    for (i = 0; i < NGX_MAX_PROCESSES; i++) {
+        if (m->active[i].pid == 0 || m->active[i].streams == 0) {
+            continue;
+        }
+
+        p.pid = m->active[i].pid;
+        p.start = m->active[i].start;
+
+        if (c1_history_holder_alive(&p)) {
+            n += m->active[i].streams;
+        }
+    }
+
+    return n;
+}
+
+
 void
 ngx_http_c1_stream_started(ngx_http_request_t *r)
 {
@@ -340,7 +402,7 @@ ngx_http_c1_stream_started(ngx_http_request_t *r)
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
     m = mcf->metrics_zone->data;
-    (void) ngx_atomic_fetch_add(&m->active_streams, 1);
+    (void) ngx_atomic_fetch_add(ngx_http_c1_active_streams(m), 1);
 }
 
 
@@ -408,7 +470,8 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
     }
 
     if (ctx->response.stream) {
-        (void) ngx_atomic_fetch_add(&m->active_streams, (ngx_atomic_int_t) -1);
+        (void) ngx_atomic_fetch_add(ngx_http_c1_active_streams(m),
+                                    (ngx_atomic_int_t) -1);
     }
 
     return NGX_OK;
@@ -597,7 +660,8 @@ ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
     if (ngx_http_c1_page_printf(pg, "# HELP c1_active_streams Streams being "
                                 "relayed now.\n"
                                 "# TYPE c1_active_streams gauge\n"
-                                "c1_active_streams %uA\n", m->active_streams)
+                                "c1_active_streams %uA\n",
+                                ngx_http_c1_active_total(m))
         != NGX_OK)
     {
         return NGX_ERROR;

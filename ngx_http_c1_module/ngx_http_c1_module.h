@@ -327,6 +327,7 @@ ngx_int_t ngx_http_c1_thread_get(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone, ngx_str_t *json);
 ngx_int_t ngx_http_c1_thread_delete(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone);
+uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 
 /* ngx_http_c1_metrics.c */
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);

@@ -18,7 +18,6 @@ static void ngx_http_c1_thread_cleanup(void *data);
 static ngx_int_t ngx_http_c1_thread_id(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_http_c1_log_evicted(ngx_http_request_t *r,
     ngx_http_c1_zone_t *zone, uint64_t evicted);
-static uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 
 
 void *
@@ -36,9 +35,9 @@ c1_history_mem_free(void *pool, void *p)
 
 
 /*
- * A turn's holder is the worker process that runs it.  A lock held by a
- * process that is gone (killed mid-turn), or whose pid now names another
- * process, is stale; nothing else is.
+ * Whether a process (a turn's holder: the worker that runs it) is alive.
+ * A lock held by a process that is gone (killed mid-turn), or whose pid
+ * now names another process, is stale; nothing else is.
  */
 
 int
@@ -67,7 +66,7 @@ c1_history_holder_alive(const c1_holder_t *holder)
  * where that cannot be read.  A worker reads its own once.
  */
 
-static uint64_t
+uint64_t
 ngx_http_c1_process_start(ngx_pid_t pid)
 {
     int               fd;
