@@ -18,6 +18,10 @@ package C1Mock;
 #                       bytewise (every byte its own write), delay=MS
 #                       between events; after=N then one of: reset,
 #                       garbage, hang, error (what C1 does after N pieces)
+#   /mock/big?len=N     an answer of N bytes of big_text(N) below, fast: a
+#                       chat.completion, or (the request asks to stream) a
+#                       stream of big_sse(N, P) (&piece=P bytes a delta,
+#                       default 1000); &delay=MS before the answer
 # Tests that need other behaviour write their own mock location.
 
 use strict;
@@ -162,6 +166,72 @@ our $MockLocations = <<'_EOC_';
         }
     }
 
+    location = /mock/big {
+        lua_check_client_abort on;
+        lua_http10_buffering off;
+        content_by_lua_block {
+            ngx.on_abort(function ()
+                ngx.log(ngx.WARN, "mock: C1 call abandoned")
+                ngx.exit(499)
+            end)
+            local cjson = require "cjson"
+            ngx.req.read_body()
+            local body = ngx.req.get_body_data()
+            if not body then
+                local f = io.open(ngx.req.get_body_file(), "rb")
+                body = f:read("*a")
+                f:close()
+            end
+            local req = cjson.decode(body)
+            local n = tonumber(ngx.var.arg_len) or 1024
+            local piece = tonumber(ngx.var.arg_piece) or 1000
+            local filler = string.rep("abc\"de\\fghijklmnopqrstuvwxyz", 40)
+                           :sub(1, 1015)
+            local blocks = {}
+            for i = 0, math.floor((n - 1) / 1024) do
+                blocks[#blocks + 1] = string.format("%07d:", i) .. filler
+                                      .. "\n"
+            end
+            local text = table.concat(blocks):sub(1, n)
+            local function esc(s)
+                return (s:gsub('[\\"]', '\\%0'):gsub("\n", "\\n"))
+            end
+            if ngx.var.arg_delay then
+                ngx.sleep(tonumber(ngx.var.arg_delay) / 1000)
+            end
+            local head = '{"id":"chatcmpl-big","object":"chat.completion.chunk",'
+                .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+            if req.stream ~= true then
+                ngx.header["Content-Type"] = "application/json"
+                ngx.print('{"id":"chatcmpl-big","object":"chat.completion",'
+                    .. '"created":1764000000,"model":"mock","choices":[{'
+                    .. '"index":0,"message":{"role":"assistant","content":"'
+                    .. esc(text) .. '"},"finish_reason":"stop"}]}')
+                return
+            end
+            ngx.header["Content-Type"] = "text/event-stream"
+            local out = { "data: " .. head .. '"delta":{"role":"assistant",'
+                          .. '"content":""},"finish_reason":null}]}\n\n' }
+            local size = #out[1]
+            local function flush()
+                ngx.print(out)
+                if not ngx.flush(true) then ngx.exit(499) end
+                out, size = {}, 0
+            end
+            for i = 1, #text, piece do
+                local e = "data: " .. head .. '"delta":{"content":"'
+                    .. esc(text:sub(i, i + piece - 1))
+                    .. '"},"finish_reason":null}]}\n\n'
+                out[#out + 1] = e
+                size = size + #e
+                if size >= 65536 then flush() end
+            end
+            out[#out + 1] = "data: " .. head .. '"delta":{},'
+                .. '"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+            flush()
+        }
+    }
+
     location = /mock/answer {
         content_by_lua_block {
             local cjson = require "cjson"
@@ -186,6 +256,51 @@ _EOC_
 our $StreamText = "<content thesys=\"true\">{&quot;component&quot;:"
     . " \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}"
     . "\n\"quoted\" \\ </content>";
+
+# The content of /mock/big?len=N: blocks of 1024 bytes, each numbered
+# ("0000042:"), with quotes and backslashes, ending in "\n"; cut at N.
+sub big_text {
+    my $n = shift;
+    my $filler = substr('abc"de\\fghijklmnopqrstuvwxyz' x 40, 0, 1015);
+    my $text = join '', map { sprintf("%07d:", $_) . $filler . "\n" }
+                        0 .. int(($n - 1) / 1024);
+    return substr($text, 0, $n);
+}
+
+# A JSON string's inside, escaped as /mock/big and the module escape it.
+sub json_escape {
+    my $s = shift;
+    $s =~ s/(["\\])/\\$1/g;
+    $s =~ s/\n/\\n/g;
+    return $s;
+}
+
+# What an OpenAI-shape client gets from /mock/big?len=N&piece=P, streamed
+sub big_sse {
+    my ($n, $piece) = @_;
+    $piece ||= 1000;
+    my $text = big_text($n);
+    my $head = '{"id":"chatcmpl-big","object":"chat.completion.chunk",'
+        . '"created":1764000000,"model":"mock","choices":[{"index":0,';
+    my $s = "data: $head\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        . "\"finish_reason\":null}]}\n\n";
+    for (my $i = 0; $i < length $text; $i += $piece) {
+        $s .= "data: $head\"delta\":{\"content\":\""
+            . json_escape(substr($text, $i, $piece))
+            . "\"},\"finish_reason\":null}]}\n\n";
+    }
+    return $s . "data: $head\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        . "data: [DONE]\n\n";
+}
+
+# ... and not streamed
+sub big_completion {
+    my $n = shift;
+    return '{"id":"chatcmpl-big","object":"chat.completion",'
+        . '"created":1764000000,"model":"mock","choices":[{"index":0,'
+        . '"message":{"role":"assistant","content":"'
+        . json_escape(big_text($n)) . '"},"finish_reason":"stop"}]}';
+}
 
 # The answer /mock/echo-body gives for a request body, as the client of an
 # OpenAI-shape location sees it (Lua's cjson escapes "/" too).
