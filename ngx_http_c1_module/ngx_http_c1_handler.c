@@ -92,6 +92,7 @@ ngx_http_c1_cleanup(void *data)
     }
 
     ngx_http_c1_call_cleanup(&ctx->call);
+    ngx_http_c1_response_cleanup(ctx);
 
     c1_relay_free(&ctx->relay);
     c1_buf_free(&ctx->answer);

@@ -213,6 +213,8 @@ typedef enum {
 typedef struct {
     ngx_chain_t               *free;
     ngx_chain_t               *busy;            /* sent, not yet written */
+    ngx_event_t                stall;           /* send_timeout, ours */
+    off_t                      sent;            /* c->sent when armed */
     ngx_str_t                  page;            /* JSON for nginx's page */
     unsigned                   state:2;         /* ..._response_state_e */
     unsigned                   own:1;           /* our header went out */
@@ -313,6 +315,7 @@ ngx_int_t ngx_http_c1_response_end(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, u_char *data, size_t len);
 ngx_int_t ngx_http_c1_response_cut(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
+void ngx_http_c1_response_cleanup(ngx_http_c1_ctx_t *ctx);
 
 /* ngx_http_c1_threads.c */
 char *ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -23,6 +23,9 @@ static ngx_int_t ngx_http_c1_response_header(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_response_json(ngx_http_request_t *r,
     c1_error_t *err, ngx_str_t *json);
+static void ngx_http_c1_response_held(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_response_stalled(ngx_event_t *ev);
 static ngx_int_t ngx_http_c1_page_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_page_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -266,7 +269,76 @@ ngx_http_c1_response_flush(ngx_http_c1_ctx_t *ctx, ngx_http_request_t *via)
         return NGX_ERROR;
     }
 
+    ngx_http_c1_response_held(via->main, ctx);
+
     return ctx->response.busy ? NGX_AGAIN : NGX_OK;
+}
+
+
+/*
+ * While the client has not taken what was sent, the send_timeout of the
+ * location it asked for runs (nginx's own timer would be the internal
+ * location's, where the call's subrequest runs): it starts again
+ * whenever the client takes more, and stops when all is taken.
+ */
+
+static void
+ngx_http_c1_response_held(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+
+    if (ctx->response.busy == NULL) {
+        if (ctx->response.stall.timer_set) {
+            ngx_del_timer(&ctx->response.stall);
+        }
+
+        return;
+    }
+
+    if (ctx->response.stall.timer_set && ctx->response.sent == c->sent) {
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ctx->response.stall.handler = ngx_http_c1_response_stalled;
+    ctx->response.stall.data = r;
+    ctx->response.stall.log = c->log;
+    ctx->response.sent = c->sent;
+
+    ngx_add_timer(&ctx->response.stall, clcf->send_timeout);
+}
+
+
+/* the client took nothing for send_timeout: the request ends, C1's call too */
+
+static void
+ngx_http_c1_response_stalled(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    c->timedout = 1;
+    ngx_connection_error(c, NGX_ETIMEDOUT, "client timed out");
+
+    ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+void
+ngx_http_c1_response_cleanup(ngx_http_c1_ctx_t *ctx)
+{
+    if (ctx->response.stall.timer_set) {
+        ngx_del_timer(&ctx->response.stall);
+    }
 }
 
 
@@ -325,7 +397,13 @@ ngx_http_c1_response_write(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
                             &ctx->response.busy, &cl,
                             (ngx_buf_tag_t) &ngx_http_c1_module);
 
-    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_c1_response_held(r, ctx);
+
+    return NGX_OK;
 }
 
 
@@ -349,6 +427,8 @@ ngx_http_c1_response_end(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     ctx->response.state = NGX_HTTP_C1_RESPONSE_ENDED;
+
+    ngx_http_c1_response_cleanup(ctx);
 
     b = len ? ngx_create_temp_buf(r->pool, len) : ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -378,6 +458,8 @@ ngx_int_t
 ngx_http_c1_response_cut(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     ctx->response.state = NGX_HTTP_C1_RESPONSE_ENDED;
+
+    ngx_http_c1_response_cleanup(ctx);
 
     r->keepalive = 0;
 
