@@ -59,7 +59,7 @@ ASAN_MODULE := $(ASAN_DIR)/ngx_http_c1_module.so
 ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # the suite's Test::Nginx files (the others drive nginx themselves)
-NGINX_TESTS := $(wildcard t/0[0-9][1-9]-*.t)
+NGINX_TESTS := $(filter-out t/000-unit.t,$(wildcard t/0[0-9][0-9]-*.t))
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
 .PHONY: bench-history
