@@ -30,7 +30,8 @@ for my $need ('examples/chat/dist/index.html', 'build/ngx_http_c1_module.so') {
     BAIL_OUT("$need is missing: run make test") unless -e $need;
 }
 
-my @files = split /\0/, `git -C '$top' ls-files -z --cached --others --exclude-standard 2>/dev/null`;
+my @files = split /\0/, `git -C '$top' ls-files -z --cached --others \
+                              --exclude-standard 2>/dev/null`;
 plan skip_all => 'not a git checkout: nothing to copy' unless @files;
 
 my $dir = tempdir('c1-standalone-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -141,7 +142,8 @@ my $corpus = "$dir/corpus";
 make_path($corpus);
 for my $name (qw(answer relay request scan)) {
     is(system("cd '$repo' && perl util/fuzz-seeds $name examples/mock/trees "
-              . "'$corpus'"), 0, "util/fuzz-seeds $name from the project's trees");
+              . "'$corpus'"), 0,
+       "util/fuzz-seeds $name from the project's trees");
 }
 my @seeds = glob "$corpus/tree-*";
 cmp_ok(scalar @seeds, '>=', 8, 'a fuzzing seed from each of the trees');
