@@ -10,8 +10,9 @@
 #
 # The mock answers examples/mock/trees/dashboard.json, the project's own
 # component tree. Ports: the mock on BENCH_PORT (default 19810), the
-# contenders on the next ones. --dry-run finds what the run would read
-# (tree, module, contenders) and stops.
+# contenders on the next ones, the callgrind run on BENCH_PORT + 9 (by
+# default 19890). --dry-run finds what the run would read (tree, module,
+# contenders) and stops.
 
 use strict;
 use warnings;
@@ -52,6 +53,7 @@ pin(0, $$);
 my $top = $C1Bench::Top;
 my $dir = "$top/bench/contenders";
 my $mock_port = $ENV{BENCH_PORT} || 19810;
+my $cg_port = $ENV{BENCH_PORT} ? $mock_port + 9 : 19890;    # callgrind's
 my $fixture = C1Bench::fixture('dashboard');
 
 my @names = qw(direct module openai plain lua njs fastapi node);
@@ -277,7 +279,7 @@ http {
     access_log off;
     upstream mock_c1 { server 127.0.0.1:$mock_port; keepalive 16; }
     server {
-        listen 127.0.0.1:19890;
+        listen 127.0.0.1:$cg_port;
         c1_api_key sk-bench;
         c1_model c1/bench/model;
         c1_system_prompt "You are a benchmark.";
@@ -306,11 +308,11 @@ _EOC_
         exit 1;
     }
     for (1 .. 200) {
-        last if IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890');
+        last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$cg_port");
         sleep 0.1;
     }
     # one keep-alive connection, as a load balancer in front would use
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890') or die $!;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$cg_port") or die $!;
     for (1 .. $n) {
         print $s "POST $path HTTP/1.1\r\nHost: x\r\nContent-Type: "
             . "application/json\r\nContent-Length: " . length($body)
