@@ -30,8 +30,8 @@ for my $need ('examples/chat/dist/index.html', 'build/ngx_http_c1_module.so') {
     BAIL_OUT("$need is missing: run make test") unless -e $need;
 }
 
-my @files = split /\0/, `git -C '$top' ls-files -z --cached --others \
-                              --exclude-standard 2>/dev/null`;
+my $ls = 'ls-files -z --cached --others --exclude-standard';
+my @files = split /\0/, `git -C '$top' $ls 2>/dev/null`;
 plan skip_all => 'not a git checkout: nothing to copy' unless @files;
 
 my $dir = tempdir('c1-standalone-XXXXXX', TMPDIR => 1, CLEANUP => 1);
