@@ -10,7 +10,8 @@
 #   make bench         the module against its alternatives (bench/RESULTS.md)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
 #   make bench-history what a turn costs in a c1_history_zone
-#   make soak           60 s of mixed traffic at concurrency 200
+#   make soak           mixed traffic at concurrency 200 with slow readers
+#                       and one worker killed (bench/soak.pl, SOAK_ARGS)
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
 #   make test-asan      the suite against the module built with
 #                       -fsanitize=address,undefined

@@ -6,7 +6,13 @@
 # deltas.  Writes bench/RESULTS.md and bench/results.png.
 #
 #   bench/compare.pl [--seconds S] [--rounds N] [--streams N] [--runs R]
-#                     [--only NAME,...]
+#                     [--only NAME,...] [--dry-run]
+#
+# The mock answers examples/mock/trees/dashboard.json, the project's own
+# component tree. Ports: the mock on BENCH_PORT (default 19810), the
+# contenders on the next ones, the callgrind run on BENCH_PORT + 9 (by
+# default 19890). --dry-run finds what the run would read (tree, module,
+# contenders) and stops.
 
 use strict;
 use warnings;
@@ -24,9 +30,9 @@ use C1Bench;
 my %o = (seconds => 5, rounds => 5, streams => 1000, runs => 10,
          only => '', pin => 1);
 GetOptions(\%o, 'seconds=i', 'rounds=i', 'streams=i', 'runs=i', 'only=s',
-           'pin!')
+           'pin!', 'dry-run')
     or die "usage: $0 [--seconds S] [--rounds N] [--streams N] [--runs R] "
-         . "[--only a,b] [--no-pin]\n";
+         . "[--only a,b] [--no-pin] [--dry-run]\n";
 
 # The load on one core, the contender on the other: this script, wrk and
 # the mock C1 on core 0, each contender's processes (all their threads) on
@@ -46,7 +52,8 @@ pin(0, $$);
 
 my $top = $C1Bench::Top;
 my $dir = "$top/bench/contenders";
-my $mock_port = 19801;
+my $mock_port = $ENV{BENCH_PORT} || 19810;
+my $cg_port = $ENV{BENCH_PORT} ? $mock_port + 9 : 19890;    # callgrind's
 my $fixture = C1Bench::fixture('dashboard');
 
 my @names = qw(direct module openai plain lua njs fastapi node);
@@ -71,12 +78,25 @@ my %job = (
     node    => ['node', '/chat', $prompt],
 );
 
+if ($o{'dry-run'}) {
+    -f $C1Bench::Module or die "build the module first (make)\n";
+    for my $name (@names) {
+        my ($kind) = @{ $job{$name} // die "no contender $name\n" };
+        next unless defined $kind;
+        -x "$dir/$kind/start" or die "no $dir/$kind/start\n";
+    }
+    -f "$top/bench/mock-c1.lua" or die "no bench/mock-c1.lua\n";
+    print "compare: would run @names against the mock answering $fixture "
+        . "(ports $mock_port..." . ($mock_port + @names) . ")\n";
+    exit 0;
+}
+
 C1Bench::mock('cmp-mock', $mock_port, $fixture);
 my @mock_pids = C1Bench::workers('cmp-mock');
 pin(0, @mock_pids);
 
 my (%r, %live, %runs);
-my $port = 19811;
+my $port = $mock_port + 1;
 
 # every contender up at once, each on its port of its own
 for my $name (@names) {
@@ -259,7 +279,7 @@ http {
     access_log off;
     upstream mock_c1 { server 127.0.0.1:$mock_port; keepalive 16; }
     server {
-        listen 127.0.0.1:19890;
+        listen 127.0.0.1:$cg_port;
         c1_api_key sk-bench;
         c1_model c1/bench/model;
         c1_system_prompt "You are a benchmark.";
@@ -288,11 +308,11 @@ _EOC_
         exit 1;
     }
     for (1 .. 200) {
-        last if IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890');
+        last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$cg_port");
         sleep 0.1;
     }
     # one keep-alive connection, as a load balancer in front would use
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:19890') or die $!;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$cg_port") or die $!;
     for (1 .. $n) {
         print $s "POST $path HTTP/1.1\r\nHost: x\r\nContent-Type: "
             . "application/json\r\nContent-Length: " . length($body)
@@ -338,8 +358,8 @@ print $md "Made by `make bench` (bench/compare.pl) on " . localtime() . ": $cpu,
     . "One worker "
     . "or process per contender, all up at once, each calling the same mock "
     . "C1 (bench/mock-c1.lua: Debian's nginx with Lua, one worker) with "
-    . "keepalive; the mock answers the dashboard fixture (15 KB of component "
-    . "tree, a 19 KB chat.completion) or streams it. "
+    . "keepalive; the mock answers examples/mock/trees/dashboard.json (" . int((-s $fixture) / 1024 + 0.5) . " KB of component "
+    . "tree) as a chat.completion or streams it. "
     . ($o{pin} ? "Cores: wrk, the mock and this script on core 0, the "
                  . "contender on core 1 (taskset; the mock on core 1 for "
                  . "its own, direct, turn). "

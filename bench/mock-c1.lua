@@ -8,7 +8,7 @@
 --   bytes=B           a long stream instead: B bytes of content in 1 KiB
 --                     numbered pieces ("%010d" then filler), no pause
 -- A non-streaming request ("stream" absent) gets the whole answer as one
--- chat.completion.
+-- chat.completion (with bytes=B: those B bytes as its content).
 
 local ffi = require "ffi"
 local cjson = require "cjson"
@@ -54,6 +54,30 @@ end
 local head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk",'
     .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
 
+-- bytes=B: B bytes in 1 KiB numbered pieces ("%010d" then filler)
+local function numbered(bytes)
+    local filler = string.rep("x", 1014)
+    local pieces = {}
+    local sent = 0
+    while sent < bytes do
+        local piece = string.format("%010d", #pieces) .. filler
+        pieces[#pieces + 1] = piece
+        sent = sent + #piece
+    end
+    return pieces
+end
+
+if not stream and tonumber(args.bytes) then
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print('{"id":"chatcmpl-bench","object":"chat.completion",'
+        .. '"created":1764000000,"model":"mock","choices":[{"index":0,'
+        .. '"message":{"role":"assistant","content":"',
+        table.concat(numbered(tonumber(args.bytes))),
+        '"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,'
+        .. '"completion_tokens":20,"total_tokens":30}}')
+    return
+end
+
 if not stream then
     local key = "answer:" .. ngx.var.c1_fixture
     if not cache[key] then
@@ -76,17 +100,12 @@ ngx.flush(true)
 local bytes = tonumber(args.bytes)
 
 if bytes then
-    local filler = string.rep("x", 1014)
-    local i = 0
-    local sent = 0
+    local pieces = numbered(bytes)
     local batch = {}
-    while sent < bytes do
-        local piece = string.format("%010d", i) .. filler
+    for i, piece in ipairs(pieces) do
         batch[#batch + 1] = "data: " .. head .. '"delta":{"content":"'
             .. piece .. '"}}]}\n\n'
-        sent = sent + #piece
-        i = i + 1
-        if #batch == 16 or sent >= bytes then
+        if #batch == 16 or i == #pieces then
             ngx.print(batch)
             local ok = ngx.flush(true)
             if not ok then return end
@@ -98,9 +117,18 @@ else
     local n = tonumber(args.n) or 100
     local interval = (tonumber(args.interval) or 0) / 1000
     local size = math.ceil(#text / n)
+    local from = 1
     for i = 0, n - 1 do
-        local piece = text:sub(i * size + 1, (i + 1) * size)
-        -- never cut a UTF-8 sequence: the fixtures are ASCII after escaping
+        -- never cut a UTF-8 sequence: a piece ends before a continuation
+        -- byte (the trees have a few non-ASCII characters)
+        local to = math.min((i + 1) * size, #text)
+        while to < #text and text:byte(to + 1) >= 0x80
+              and text:byte(to + 1) < 0xc0
+        do
+            to = to + 1
+        end
+        local piece = from <= to and text:sub(from, to) or ""
+        from = math.max(from, to + 1)
         ngx.print("data: " .. head .. '"delta":{"content":'
             .. cjson.encode(piece .. "[[T" .. string.format("%.0f", now_us())
                             .. "]]")

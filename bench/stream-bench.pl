@@ -8,9 +8,12 @@
 # per relayed MB.  Not a test: it prints figures, it does not judge them.
 #
 #   bench/stream-bench.pl [--runs R] [--deltas N] [--interval MS] [--mb M]
+#                         [--fixture NAME] [--dry-run]
 #
 # Needs the module built (make) and Debian's nginx with
-# libnginx-mod-http-lua; reads the fixture from ../shared/fixtures.
+# libnginx-mod-http-lua; streams the component tree
+# examples/mock/trees/NAME.json (dashboard). Ports: BENCH_PORT (default
+# 19601) and the next one. --dry-run finds what it would read and stops.
 
 use strict;
 use warnings;
@@ -24,15 +27,23 @@ use C1Bench;
 
 my %o = (runs => 20, deltas => 200, interval => 5, mb => 100,
          fixture => 'dashboard');
-GetOptions(\%o, 'runs=i', 'deltas=i', 'interval=i', 'mb=i', 'fixture=s')
-    or die "usage: $0 [--runs R] [--deltas N] [--interval MS] [--mb M]\n";
+GetOptions(\%o, 'runs=i', 'deltas=i', 'interval=i', 'mb=i', 'fixture=s',
+           'dry-run')
+    or die "usage: $0 [--runs R] [--deltas N] [--interval MS] [--mb M] "
+         . "[--fixture NAME] [--dry-run]\n";
 
 my $top = $C1Bench::Top;
 my $module = $C1Bench::Module;
 my $fixture = C1Bench::fixture($o{fixture});
-my ($mock_port, $edge_port) = (19601, 19602);
+my $mock_port = $ENV{BENCH_PORT} || 19601;
+my $edge_port = $mock_port + 1;
 
 -f $module or die "build the module first (make)\n";
+
+if ($o{'dry-run'}) {
+    print "stream-bench: would stream $fixture (ports $mock_port, $edge_port)\n";
+    exit 0;
+}
 
 C1Bench::mock('mock', $mock_port, $fixture);
 

@@ -22,11 +22,13 @@ our $Lua = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
 
 my %started;
 
+# fixture(NAME): the project's own component tree examples/mock/trees/NAME.json
+# (dashboard, table, chart, form, settings: C1 answers of the Stack-root
+# component set), the content the mock C1 answers with
 sub fixture {
     my ($name) = @_;
-    my $f = abs_path("$Top/../shared/fixtures/c1-samples/$name.c1.json");
-    die "no fixture $name in ../shared/fixtures/c1-samples\n"
-        unless $f && -f $f;
+    my $f = "$Top/examples/mock/trees/$name.json";
+    die "no component tree $name in examples/mock/trees\n" unless -f $f;
     return $f;
 }
 
@@ -212,6 +214,10 @@ sub pct {
 }
 
 
-END { stop($_) for keys %started }
+# keeps the exit status: stop()'s system() would set $? to 0
+END {
+    local $?;
+    stop($_) for keys %started;
+}
 
 1;

@@ -4,7 +4,9 @@ package C1Nginx;
 # openai package, a browser) rather than through Test::Nginx: writes a
 # config around an http-level snippet, starts nginx, stops it at the end.
 # Uses the same environment as Test::Nginx: TEST_NGINX_BINARY,
-# TEST_NGINX_LOAD_MODULES; the port is C1_TEST_PORT (1990).
+# TEST_NGINX_LOAD_MODULES, TEST_NGINX_WORKER_USER (else, as root, the
+# workers run as root, as with Test::Nginx: nginx's default "nobody" cannot
+# read a checkout in a 0700 home); the port is C1_TEST_PORT (1990).
 
 use strict;
 use warnings;
@@ -17,6 +19,9 @@ use Time::HiRes qw(sleep);
 our $Port = $ENV{C1_TEST_PORT} || 1990;
 our $Root = abs_path('t') . "/servroot-client";
 our $Binary = $ENV{TEST_NGINX_BINARY} || 'nginx';
+our $WorkerUser = $ENV{TEST_NGINX_WORKER_USER};
+die "Bad value in the env TEST_NGINX_WORKER_USER: $WorkerUser\n"
+    if defined $WorkerUser && $WorkerUser !~ /^\w[-\w]+(?:\s+\w[-\w]+)?$/;
 
 my $started;
 
@@ -34,10 +39,13 @@ sub start {
 
     $http =~ s/\$C1_TEST_PORT/$Port/g;
 
+    my $user = defined $WorkerUser ? "user $WorkerUser;\n"
+             : $> == 0 ? "user root;\n" : '';
+
     open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
 $modules
-worker_processes $workers;
+${user}worker_processes $workers;
 daemon on;
 master_process $master;
 error_log logs/error.log info;

@@ -59,6 +59,9 @@ our $CheckAccumErrLog     = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || 3;
 our $TestNginxSleep       = $ENV{TEST_NGINX_SLEEP} || 0.015;
 our $UseValgrind          = $ENV{TEST_NGINX_USE_VALGRIND};
+our $WorkerUser           = $ENV{TEST_NGINX_WORKER_USER};
+die "Bad value in the env TEST_NGINX_WORKER_USER: $WorkerUser\n"
+    if defined $WorkerUser && $WorkerUser !~ /^\w[-\w]+(?:\s+\w[-\w]+)?$/;
 our ($Workers, $WorkerConnections, $RepeatEach, $NoRootLocation) = (1, 64, 1, 0);
 our ($NoLongString, $ConfigPreamble, $DaemonEnabled) = (undef, '', 'on');
 
@@ -383,7 +386,11 @@ env ASAN_OPTIONS;
 env MOCKNOEAGAIN_VERBOSE;
 env MOCKNOEAGAIN;
 _EOC_
-    print $out "user root;\n" if $> == 0;
+    if (defined $WorkerUser) {
+        print $out "user $WorkerUser;\n";
+    } elsif ($> == 0) {    # being root
+        print $out "user root;\n";
+    }
     close $out;
 }
 
