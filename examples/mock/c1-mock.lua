@@ -3,8 +3,8 @@
 -- of the component trees in $c1_mock_trees (the component set that
 -- <C1Chat> 0.10 renders: a Card root), chosen by the words of the
 -- newest user message, at the pacing of a real C1 answer (about 1 s to the
--- first token, then some 80 tokens a second: see
--- ../shared/fixtures/c1-samples/metrics.json), sped up by $c1_mock_speed.
+-- first token, then some 80 tokens a second, as measured of C1), sped up
+-- by $c1_mock_speed.
 -- When the request carries earlier turns, the answer says so.
 
 local cjson = require "cjson.safe"
