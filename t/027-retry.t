@@ -3,29 +3,16 @@
 # models, within tries and timeout; what is never retried; what the client,
 # the log, the variables and the metrics see.
 #
-# The mock C1 (/plan) is told what to answer on each call by its query
-# string: p=ITEM,ITEM,... (call N gets item N, the last one repeats), k=KEY
-# counts the calls of one plan apart from another's. Items:
-#   200          a chat.completion "answer from MODEL" (a stream when the
-#                call asks to stream: the same as `stream`)
-#   NNN          that status with an OpenAI-style error body
-#   NNNraS       the same with Retry-After: S
-#   timeout      sleeps past proxy_read_timeout (1 s)
-#   stream       a good stream: role event, "one ", "two ", "three", stop,
-#                [DONE]
-#   breakafter   the role event, the "one " event, then a reset
-#   breakbefore  the role event only, then a reset
-#   bad          200 with invalid JSON
-#   close        closes the connection without answering
-# Each call is logged at warn ("mock: call N model=M", N counted per k)
-# and kept: GET /calls prints "calls=TOTAL", one "KEY N MODEL" line a call,
-# then the access log of the c1_pass locations (logs/c1.log).
+# The mock C1 is C1Plan's /plan, told what to answer on each call (see
+# t/lib/C1Plan.pm): ?p=429,200 and so on; GET /calls says what it got and
+# reads back the access log of the c1_pass locations (logs/c1.log).
 # Positive error_log checks do not mix with pipelined requests, so blocks
 # with several requests read what happened from /calls and /metrics.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use C1Test;
+use C1Plan;
 
 BEGIN {
     my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
@@ -35,121 +22,7 @@ BEGIN {
 no_long_string();
 no_shuffle();
 
-our $Mock = <<'_EOC_';
-    location = /plan {
-        access_log off;
-        lua_check_client_abort on;
-        lua_http10_buffering off;
-        content_by_lua_block {
-            ngx.on_abort(function ()
-                ngx.log(ngx.WARN, "mock: call abandoned")
-                ngx.exit(499)
-            end)
-            local cjson = require "cjson"
-            ngx.req.read_body()
-            local body = ngx.req.get_body_data()
-            if not body then
-                local f = io.open(ngx.req.get_body_file(), "rb")
-                body = f:read("*a")
-                f:close()
-            end
-            local req = cjson.decode(body)
-            local model = tostring(req.model)
-            local dict = ngx.shared.calls
-            local k = ngx.var.arg_k or "-"
-            local n = dict:incr("n", 1, 0)
-            local kn = dict:incr("n:" .. k, 1, 0)
-            dict:set("call:" .. n, k .. " " .. kn .. " " .. model)
-            ngx.log(ngx.WARN, "mock: call ", kn, " model=", model)
-
-            local plan = {}
-            for item in (ngx.var.arg_p or "200"):gmatch("[^,]+") do
-                plan[#plan + 1] = item
-            end
-            local what = plan[kn] or plan[#plan]
-
-            local function ev(s)
-                ngx.print("data: " .. s .. "\n\n")
-                if not ngx.flush(true) then return ngx.exit(499) end
-            end
-            local role = '{"choices":[{"delta":{"role":"assistant","content":""}}]}'
-            local function piece(s)
-                return '{"choices":[{"delta":{"content":"' .. s .. '"}}]}'
-            end
-
-            if what == "200" and req.stream then what = "stream" end
-
-            if what == "200" then
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print('{"id":"chatcmpl-r","object":"chat.completion",'
-                    .. '"created":1764000000,"model":"' .. model .. '",'
-                    .. '"choices":[{"index":0,"message":{"role":"assistant",'
-                    .. '"content":"answer from ' .. model .. '"},'
-                    .. '"finish_reason":"stop"}]}')
-                return
-            end
-
-            local status, ra = what:match("^(%d%d%d)ra(%d+)$")
-            if not status then status = what:match("^(%d%d%d)$") end
-            if status then
-                ngx.status = tonumber(status)
-                if ra then ngx.header["Retry-After"] = ra end
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print('{"error":{"message":"mock ' .. status .. '",'
-                    .. '"type":"mock_error","param":null,"code":"mock_'
-                    .. status .. '"}}')
-                return
-            end
-
-            if what == "timeout" then
-                ngx.sleep(3)
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print('{"choices":[{"message":{"content":"late"}}]}')
-                return
-            end
-
-            if what == "bad" then
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print('{"choices": [oops]}')
-                return
-            end
-
-            if what == "close" then
-                return ngx.exit(444)
-            end
-
-            ngx.header["Content-Type"] = "text/event-stream"
-            ev(role)
-            if what == "breakbefore" then
-                ngx.sleep(0.1)
-                return ngx.exit(444)
-            end
-            ev(piece("one "))
-            if what == "breakafter" then
-                ngx.sleep(0.1)
-                return ngx.exit(444)
-            end
-            ev(piece("two "))
-            ev(piece("three"))
-            ev('{"choices":[{"delta":{},"finish_reason":"stop"}]}')
-            ev('[DONE]')
-        }
-    }
-
-    location = /calls {
-        access_log off;
-        content_by_lua_block {
-            local dict = ngx.shared.calls
-            local n = dict:get("n") or 0
-            ngx.print("calls=", n, "\n")
-            for i = 1, n do ngx.print(dict:get("call:" .. i), "\n") end
-            local f = io.open(ngx.config.prefix() .. "logs/c1.log", "rb")
-            if f then ngx.print(f:read("*a")) f:close() end
-        }
-    }
-
-    location = /metrics { access_log off; c1_metrics; }
-_EOC_
+our $Mock = $C1Plan::Locations;
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -209,7 +82,8 @@ sub completion_of {
          . '"model":"' . $m . '","choices":[{"index":0,"message":{"role":"assistant",'
          . '"content":"answer from ' . $m . '"},"finish_reason":"stop"}]}';
 }
-$main::Completion_m = completion_of('m');
+our $Completion_m = completion_of('m');
+$main::Completion_m = $Completion_m;
 
 # the metrics page: every reason listed, with these counts (others 0)
 sub retries_like {
