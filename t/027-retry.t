@@ -876,7 +876,7 @@ c1_history threads;
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*tries[^\n]*\b1\b/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
@@ -887,7 +887,7 @@ qr/\[emerg\] .*tries[^\n]*\b1\b/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*tries[^\n]*\b11\b/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
@@ -898,7 +898,7 @@ qr/\[emerg\] .*tries[^\n]*\b11\b/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*\bfoo\b/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
@@ -909,7 +909,7 @@ qr/\[emerg\] .*\bfoo\b/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*backoff[^\n]*\bx\b/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
@@ -920,7 +920,7 @@ qr/\[emerg\] .*backoff[^\n]*\bx\b/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*timeout[^\n]*\bsoon\b/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
@@ -931,7 +931,7 @@ qr/\[emerg\] .*timeout[^\n]*\bsoon\b/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*retries=4/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
@@ -942,7 +942,7 @@ qr/\[emerg\] .*retries=4/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*c1_retry/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
@@ -963,7 +963,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
     location = /chat { c1_pass /_c1; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*c1_fallback_model/
+qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
