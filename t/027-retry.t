@@ -869,7 +869,56 @@ c1_history threads;
 
 
 
-=== TEST 40: nginx -t: tries=1
+=== TEST 40: a Retry-After that does not fit in what is left of timeout: no further try, the 429 at once with C1's Retry-After
+--- c1
+c1_retry tries=3 timeout=1s;
+--- plan: 429ra5,200
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "GET /calls"]
+--- error_code eval
+[429, 200]
+--- response_headers eval
+["Retry-After: 5", ""]
+--- response_body_like eval
+['\A\{"error":\{"message":"mock 429","type":"mock_error","param":null,"code":"mock_429"\}\}\z',
+ '\Acalls=1\n- 1 m\n/chat 429 model=m tries=1 fallback=0 error=c1_error rt=0\.[0-4]\d*\n\z']
+
+
+
+=== TEST 41: 503 then 200, a streamed text/plain prompt
+--- c1
+c1_retry tries=3;
+--- plan: 503,200
+--- more_headers
+Content-Type: text/plain
+--- pipelined_requests eval
+["POST /s/chat\nx",
+ "GET /calls"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['\Aone two three\z',
+ '\Acalls=2\n- 1 m\n- 2 m\n/s/chat 200 model=m tries=2 fallback=0 error=- rt=[\d.]+\n\z']
+
+
+
+=== TEST 42: a request refused before any call: $c1_tries is "-"
+--- c1
+c1_retry tries=3;
+--- plan: 200
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"\"}",
+ "GET /calls"]
+--- error_code eval
+[400, 200]
+--- response_body_like eval
+['"code":"empty_prompt"',
+ '\Acalls=0\n/chat 400 model=m tries=- fallback=0 error=empty_prompt rt=[\d.]+\n\z']
+
+
+
+=== TEST 43: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -880,7 +929,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 41: nginx -t: tries=11
+=== TEST 44: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -891,7 +940,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 42: nginx -t: an unknown item in on=
+=== TEST 45: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -902,7 +951,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 43: nginx -t: a bad backoff
+=== TEST 46: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -913,7 +962,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 44: nginx -t: a bad timeout
+=== TEST 47: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -924,7 +973,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 45: nginx -t: an unknown parameter
+=== TEST 48: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -935,7 +984,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 46: nginx -t: off with other parameters
+=== TEST 49: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -946,7 +995,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 47: nginx -t: c1_retry twice in one block
+=== TEST 50: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -956,7 +1005,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 48: nginx -t: 5 fallback models
+=== TEST 51: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -967,7 +1016,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 49: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 52: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;
