@@ -56,7 +56,7 @@ my $mock_port = $ENV{BENCH_PORT} || 19810;
 my $cg_port = $ENV{BENCH_PORT} ? $mock_port + 9 : 19890;    # callgrind's
 my $fixture = C1Bench::fixture('dashboard');
 
-my @names = qw(direct module openai plain lua njs fastapi node);
+my @names = qw(direct module retry openai plain lua njs fastapi node);
 @names = grep { $_ ne 'callgrind' } split /,/, $o{only} if $o{only};
 
 my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
@@ -70,6 +70,7 @@ my $openai = '{"messages":[{"role":"user","content":"Show me a product '
 my %job = (
     direct  => [undef, '/v1/embed/chat/completions', $c1],
     module  => ['module', '/chat', $prompt],
+    retry   => ['retry', '/chat', $prompt],
     openai  => ['module', '/v1/chat/completions', $openai],
     plain   => ['plain', '/chat', $c1],
     lua     => ['lua', '/chat', $prompt],
@@ -395,6 +396,10 @@ for my $c (1, 16, 128) {
     printf $md "| module >= 0.85x plain proxy_pass throughput, c=%d | %s "
         . "(OpenAI mode %s) |\n", $c, ratio('module', 'plain', "rps$c"),
         ratio('openai', 'plain', "rps$c");
+}
+for my $c (1, 16, 128) {
+    printf $md "| c1_retry on (no failures) within 2%% of off, c=%d | %s |\n",
+        $c, ratio('retry', 'module', "rps$c");
 }
 printf $md "| CPU per request at c=16, module / plain proxy_pass (lower is "
     . "better; no target) | %s (OpenAI mode %s) |\n",

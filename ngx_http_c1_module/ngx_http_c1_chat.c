@@ -29,10 +29,10 @@ static ngx_str_t  ngx_http_c1_post = ngx_string("POST");
 
 ngx_int_t
 ngx_http_c1_chat_start(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
-    c1_request_t *req, ngx_str_t *key)
+    ngx_str_t *body)
 {
     u_char                  *p;
-    ngx_str_t                value;
+    ngx_str_t                value, *key;
     ngx_array_t             *headers;
     ngx_http_c1_call_t      *call;
     ngx_http_c1_loc_conf_t  *lcf;
@@ -40,6 +40,8 @@ ngx_http_c1_chat_start(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
 
     call = &ctx->call;
+
+    ngx_memzero(call, sizeof(ngx_http_c1_call_t));
 
     call->r = r;
     call->uri = lcf->pass;
@@ -50,14 +52,9 @@ ngx_http_c1_chat_start(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     call->data_handler = ngx_http_c1_chat_data;
     call->data = ctx;
     call->timeout = ctx->stream ? lcf->stream_timeout : 0;
+    call->body = *body;
 
-    call->body.len = req->len;
-    call->body.data = ngx_pnalloc(r->pool, req->len);
-    if (call->body.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(call->body.data, req->body, req->len);
+    key = &ctx->key;
 
     headers = ngx_array_create(r->pool, 3, sizeof(ngx_keyval_t));
     if (headers == NULL) {
@@ -356,23 +353,34 @@ ngx_http_c1_relay(ngx_http_c1_call_t *call, ngx_http_c1_ctx_t *ctx,
 
     len = ctx->relay.out.len;
 
-    /* a prompt stream's answer, whole, for the thread */
+    /*
+     * with tries left to make, the client gets nothing before content:
+     * a stream that fails before it can still be tried again unseen
+     */
 
-    if (len && ctx->thread && !ctx->answer_lost) {
-        if (ctx->answer.len + len > lcf->max_response_size) {
-            ctx->answer_lost = 1;
-            c1_buf_free(&ctx->answer);
-
-        } else if (c1_buf_append(&ctx->answer, ctx->relay.out.data, len)
-                   != C1_OK)
-        {
-            return NGX_ERROR;
-        }
+    if (len && lcf->retry.tries && ctx->relay.content == 0
+        && ctx->response.state == NGX_HTTP_C1_RESPONSE_NONE)
+    {
+        len = 0;
     }
 
     if (len) {
         if (ctx->first_msec == 0) {
             ctx->first_msec = ngx_current_msec;
+        }
+
+        /* a prompt stream's answer, whole, for the thread */
+
+        if (ctx->thread && !ctx->answer_lost) {
+            if (ctx->answer.len + len > lcf->max_response_size) {
+                ctx->answer_lost = 1;
+                c1_buf_free(&ctx->answer);
+
+            } else if (c1_buf_append(&ctx->answer, ctx->relay.out.data, len)
+                       != C1_OK)
+            {
+                return NGX_ERROR;
+            }
         }
 
         n = ngx_http_c1_response_write(r, ctx, sr, ctx->relay.out.data, len);

@@ -37,6 +37,19 @@ static ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r,
 static void ngx_http_c1_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_respond(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
+static ngx_http_c1_err_e ngx_http_c1_judge(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, c1_error_t *words, ngx_uint_t *status);
+static void ngx_http_c1_retry_after_of(ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_retry_after(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static ngx_uint_t ngx_http_c1_reason(ngx_http_c1_err_e id,
+    ngx_uint_t status);
+static ngx_int_t ngx_http_c1_retry(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_err_e id, c1_error_t *words,
+    ngx_uint_t status);
+static ngx_int_t ngx_http_c1_try_model(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_uint_t n, ngx_str_t *model);
+static void ngx_http_c1_next_try(ngx_event_t *ev);
 static ngx_int_t ngx_http_c1_respond_answer(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_respond_stream(ngx_http_request_t *r,
@@ -46,6 +59,11 @@ static ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
 
 
 static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
+
+/* c1_retry's reasons, by their bit: the log's and the metrics' names */
+char  *ngx_http_c1_reasons[NGX_HTTP_C1_RETRY_REASONS] = {
+    "error", "timeout", "429", "500", "502", "503", "504", "bad_answer"
+};
 static ngx_str_t  ngx_http_c1_type_text = ngx_string("text/plain");
 
 
@@ -93,6 +111,10 @@ ngx_http_c1_cleanup(void *data)
 
     ngx_http_c1_call_cleanup(&ctx->call);
     ngx_http_c1_response_cleanup(ctx);
+
+    if (ctx->pause.timer_set) {
+        ngx_del_timer(&ctx->pause);
+    }
 
     c1_relay_free(&ctx->relay);
     c1_buf_free(&ctx->answer);
@@ -272,7 +294,6 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     int                      rc;
     size_t                   nturns;
-    ngx_int_t                n;
     ngx_str_t                body, model, system_prompt, key;
     c1_turn_t               *turns;
     c1_error_t               err;
@@ -371,12 +392,28 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     ctx->mode = req.mode;
     ctx->stream = req.stream;
+    ctx->key = key;
 
-    n = ngx_http_c1_chat_start(r, ctx, &req, &key);
+    /* C1's request, kept for the tries that may follow */
+
+    ctx->body.len = req.len;
+    ctx->body.data = ngx_pnalloc(r->pool, req.len);
+
+    if (ctx->body.data == NULL) {
+        c1_request_free(&req);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->body.data, req.body, req.len);
+    ctx->body_model = model;
 
     c1_request_free(&req);
 
-    if (n != NGX_OK) {
+    ctx->tries = 1;
+    ctx->tries_start = ngx_current_msec;
+    ctx->retry_after = -1;
+
+    if (ngx_http_c1_chat_start(r, ctx, &ctx->body) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -498,6 +535,7 @@ ngx_http_c1_read_body(ngx_http_request_t *r, ngx_str_t *body)
 static void
 ngx_http_c1_run(ngx_http_request_t *r)
 {
+    ngx_int_t           rc;
     ngx_http_c1_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
@@ -510,7 +548,16 @@ ngx_http_c1_run(ngx_http_request_t *r)
 
     ctx->phase = NGX_HTTP_C1_PHASE_RESPOND;
 
-    ngx_http_finalize_request(r, ngx_http_c1_respond(r, ctx));
+    rc = ngx_http_c1_respond(r, ctx);
+
+    if (ctx->phase == NGX_HTTP_C1_PHASE_PAUSE) {
+
+        /* another try follows: the request goes on */
+
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
 }
 
 
@@ -519,98 +566,508 @@ ngx_http_c1_run(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    ngx_int_t            rc;
+    ngx_int_t           rc;
+    ngx_uint_t          status;
+    c1_error_t          words;
+    ngx_http_c1_err_e   id;
+
+    id = ngx_http_c1_judge(r, ctx, &words, &status);
+
+    if (id != NGX_HTTP_C1_ERR_NONE
+        && ngx_http_c1_retry(r, ctx, id, &words, status) == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    if (id == NGX_HTTP_C1_ERR_NONE) {
+        return ctx->relaying ? ngx_http_c1_respond_stream(r, ctx)
+                             : ngx_http_c1_respond_answer(r, ctx);
+    }
+
+    if (status == NGX_HTTP_TOO_MANY_REQUESTS
+        && ngx_http_c1_retry_after(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (id == NGX_HTTP_C1_ERR_C1_PASSED) {
+
+        /* already an OpenAI-style error: as C1 sent it */
+
+        ngx_http_c1_error(r, ctx, id, NULL, status);
+
+        return ngx_http_c1_response_send(r, ctx, status,
+                                         &ngx_http_c1_type_json,
+                                         ctx->buf, ctx->len);
+    }
+
+    rc = ngx_http_c1_fail(r, ctx, id, &words, status);
+
+    return rc;
+}
+
+
+/*
+ * What the try's call came to, recorded nowhere yet: NGX_HTTP_C1_ERR_NONE
+ * for a good answer (a whole one read into ctx->content), else the error,
+ * with its words and C1's status where they come from the answer.
+ */
+
+static ngx_http_c1_err_e
+ngx_http_c1_judge(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    c1_error_t *words, ngx_uint_t *status)
+{
+    int                  rc;
     ngx_http_c1_call_t  *call;
 
     call = &ctx->call;
+    *status = 0;
 
     if (ctx->relaying) {
-        rc = ngx_http_c1_respond_stream(r, ctx);
+        ctx->prompt_tokens = ctx->relay.prompt_tokens;
+        ctx->completion_tokens = ctx->relay.completion_tokens;
+        ctx->total_tokens = ctx->relay.total_tokens;
 
-    } else if (call->timed_out) {
-        rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_TIME, NULL, 0);
+        if (ctx->relay.failed) {
+            *words = ctx->relay.err;
+            return NGX_HTTP_C1_ERR_STREAM_BAD;
+        }
 
-    } else if (ctx->too_large) {
-        rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE,
-                              NULL, 0);
+        if (ctx->over_size) {
+            return NGX_HTTP_C1_ERR_STREAM_SIZE;
+        }
 
-    } else if (call->rc >= NGX_HTTP_SPECIAL_RESPONSE || !call->header
-               || call->failed)
+        if (call->timed_out) {
+            return NGX_HTTP_C1_ERR_STREAM_TIME;
+        }
+
+        if (!ctx->relay_ended) {
+            return (call->rc == NGX_HTTP_GATEWAY_TIME_OUT)
+                   ? NGX_HTTP_C1_ERR_STREAM_TIMEOUT
+                   : NGX_HTTP_C1_ERR_STREAM_BROKEN;
+        }
+
+        if (ctx->response.state == NGX_HTTP_C1_RESPONSE_NONE
+            && ctx->relay.events == 0)
+        {
+            return NGX_HTTP_C1_ERR_STREAM_EMPTY;
+        }
+
+        return NGX_HTTP_C1_ERR_NONE;
+    }
+
+    if (call->timed_out) {
+        return NGX_HTTP_C1_ERR_STREAM_TIME;
+    }
+
+    if (ctx->too_large) {
+        return NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE;
+    }
+
+    if (call->rc >= NGX_HTTP_SPECIAL_RESPONSE || !call->header
+        || call->failed)
     {
         /* the call failed in nginx: unreachable, timed out, cut short */
 
         if (call->rc == NGX_HTTP_GATEWAY_TIME_OUT
             || call->status == NGX_HTTP_GATEWAY_TIME_OUT)
         {
-            rc = ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_TIMEOUT, NULL, 0);
-
-        } else {
-            rc = ngx_http_c1_fail(r, ctx, call->failed
-                                          ? NGX_HTTP_C1_ERR_BROKE_OFF
-                                          : NGX_HTTP_C1_ERR_UNREACHABLE,
-                                  NULL, 0);
+            return NGX_HTTP_C1_ERR_TIMEOUT;
         }
 
-    } else {
-        rc = ngx_http_c1_respond_answer(r, ctx);
+        return call->failed ? NGX_HTTP_C1_ERR_BROKE_OFF
+                            : NGX_HTTP_C1_ERR_UNREACHABLE;
     }
 
-    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+    *status = call->status;
 
-    return rc;
+    if (call->status < 200 || call->status >= 300) {
+
+        if (call->status < 400 || call->status > 599) {
+            return NGX_HTTP_C1_ERR_BAD_STATUS;
+        }
+
+        ngx_http_c1_retry_after_of(ctx);
+
+        if (c1_upstream_error(call->status, ctx->buf, ctx->len, words)
+            == C1_OK)
+        {
+            return NGX_HTTP_C1_ERR_C1_PASSED;
+        }
+
+        return NGX_HTTP_C1_ERR_C1;
+    }
+
+    *status = 0;
+
+    rc = c1_answer_extract(ctx->buf, ctx->len, ctx->mode, &ctx->content,
+                           words);
+
+    if (rc == C1_ERROR) {
+        return NGX_HTTP_C1_ERR_BAD_ANSWER;
+    }
+
+    if (rc != C1_OK) {
+        return NGX_HTTP_C1_ERR_PAGE_SERVER;
+    }
+
+    ctx->prompt_tokens = ctx->content.prompt_tokens;
+    ctx->completion_tokens = ctx->content.completion_tokens;
+    ctx->total_tokens = ctx->content.total_tokens;
+
+    return NGX_HTTP_C1_ERR_NONE;
 }
 
 
-/* C1's whole answer: an error of C1's, or the content (or answer) */
+/* C1's Retry-After, in seconds, from the try's answer */
+
+static void
+ngx_http_c1_retry_after_of(ngx_http_c1_ctx_t *ctx)
+{
+    time_t            t;
+    ngx_int_t         n;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    ctx->retry_after = -1;
+    ngx_str_null(&ctx->retry_after_value);
+
+    part = &ctx->call.sr->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != sizeof("Retry-After") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               h[i].key.len) != 0)
+        {
+            continue;
+        }
+
+        n = ngx_atoi(h[i].value.data, h[i].value.len);
+
+        if (n == NGX_ERROR) {
+            t = ngx_parse_http_time(h[i].value.data, h[i].value.len);
+
+            if (t == NGX_ERROR) {
+                return;
+            }
+
+            n = (t > ngx_time()) ? (ngx_int_t) (t - ngx_time()) : 0;
+        }
+
+        ctx->retry_after = n;
+        ctx->retry_after_value = h[i].value;
+
+        return;
+    }
+}
+
+
+/* a final 429: C1's Retry-After, or ours */
+
+static ngx_int_t
+ngx_http_c1_retry_after(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    u_char                  *p;
+    ngx_msec_t               pause;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (ctx->retry_after_value.len) {
+        p = ngx_pnalloc(r->pool, ctx->retry_after_value.len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_cpystrn(p, ctx->retry_after_value.data,
+                    ctx->retry_after_value.len + 1);
+
+    } else if (lcf->retry.tries) {
+        pause = lcf->retry.backoff << ngx_min(ctx->tries - 1, 20);
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(p, "%M%Z", ngx_max((pause + 999) / 1000, 1));
+
+    } else {
+        return NGX_OK;
+    }
+
+    return ngx_http_c1_response_add_header(r, "Retry-After", (char *) p);
+}
+
+
+/* why a try failed, as c1_retry's on= names it; 0: never tried again */
+
+static ngx_uint_t
+ngx_http_c1_reason(ngx_http_c1_err_e id, ngx_uint_t status)
+{
+    switch (id) {
+
+    case NGX_HTTP_C1_ERR_UNREACHABLE:
+    case NGX_HTTP_C1_ERR_BROKE_OFF:
+        return NGX_HTTP_C1_RETRY_ERROR;
+
+    case NGX_HTTP_C1_ERR_TIMEOUT:
+    case NGX_HTTP_C1_ERR_STREAM_TIMEOUT:
+    case NGX_HTTP_C1_ERR_STREAM_TIME:
+        return NGX_HTTP_C1_RETRY_TIMEOUT;
+
+    case NGX_HTTP_C1_ERR_C1:
+    case NGX_HTTP_C1_ERR_C1_PASSED:
+        switch (status) {
+        case NGX_HTTP_TOO_MANY_REQUESTS:
+            return NGX_HTTP_C1_RETRY_429;
+        case NGX_HTTP_INTERNAL_SERVER_ERROR:
+            return NGX_HTTP_C1_RETRY_500;
+        case NGX_HTTP_BAD_GATEWAY:
+            return NGX_HTTP_C1_RETRY_502;
+        case NGX_HTTP_SERVICE_UNAVAILABLE:
+            return NGX_HTTP_C1_RETRY_503;
+        case NGX_HTTP_GATEWAY_TIME_OUT:
+            return NGX_HTTP_C1_RETRY_504;
+        default:
+            return 0;
+        }
+
+    case NGX_HTTP_C1_ERR_BAD_STATUS:
+    case NGX_HTTP_C1_ERR_BAD_ANSWER:
+    case NGX_HTTP_C1_ERR_STREAM_BAD:
+    case NGX_HTTP_C1_ERR_STREAM_BROKEN:
+    case NGX_HTTP_C1_ERR_STREAM_EMPTY:
+        return NGX_HTTP_C1_RETRY_BAD_ANSWER;
+
+    default:
+        return 0;
+    }
+}
+
+
+/*
+ * The try failed: another one, if c1_retry allows it, nothing of the
+ * answer reached the client, and the pause fits in what is left of the
+ * time for tries.  NGX_OK: the request waits for it (PAUSE).
+ */
+
+static ngx_int_t
+ngx_http_c1_retry(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_err_e id, c1_error_t *words, ngx_uint_t status)
+{
+    ngx_str_t                model;
+    ngx_msec_t               pause, spent;
+    ngx_uint_t               reason, n;
+    c1_error_t               err;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    reason = ngx_http_c1_reason(id, status);
+
+    if (lcf->retry.tries <= ctx->tries || !(lcf->retry.on & reason)
+        || ctx->response.state != NGX_HTTP_C1_RESPONSE_NONE
+        || r->connection->error)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* backoff, doubled each try, from 75% to 125% of it */
+
+    pause = lcf->retry.backoff << ngx_min(ctx->tries - 1, 20);
+    pause = pause * 3 / 4 + (ngx_msec_t) ngx_random() % (pause / 2 + 1);
+
+    /* C1's Retry-After, honoured */
+
+    if (ctx->retry_after >= 0
+        && (ngx_msec_t) ctx->retry_after * 1000 > pause)
+    {
+        pause = (ngx_msec_t) ctx->retry_after * 1000;
+    }
+
+    spent = ngx_current_msec - ctx->tries_start;
+
+    if (spent + pause >= lcf->retry.timeout) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_c1_try_model(r, ctx, ctx->tries + 1, &model) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_c1_error_words(id, words, status, &err);
+
+    for (n = 0; !(reason & (1 << n)); n++) { /* void */ }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "c1: try %ui of %ui failed (%s): %s; trying again in "
+                  "%Mms with model \"%V\"", ctx->tries, lcf->retry.tries,
+                  ngx_http_c1_reasons[n], err.message, pause, &model);
+
+    ngx_http_c1_retried(r, n);
+
+    ctx->model = model;
+
+    /* what this try left goes; the thread's turn stays begun */
+
+    c1_relay_free(&ctx->relay);
+    ngx_memzero(&ctx->relay, sizeof(c1_relay_t));
+    c1_buf_free(&ctx->answer);
+
+    ctx->relaying = 0;
+    ctx->relay_ended = 0;
+    ctx->over_size = 0;
+    ctx->too_large = 0;
+    ctx->answer_lost = 0;
+    ctx->relayed = 0;
+    ctx->len = 0;
+    ctx->first_msec = 0;
+    ctx->retry_after = -1;
+    ngx_str_null(&ctx->retry_after_value);
+    ctx->prompt_tokens = -1;
+    ctx->completion_tokens = -1;
+    ctx->total_tokens = -1;
+
+    ctx->phase = NGX_HTTP_C1_PHASE_PAUSE;
+
+    /* a client that goes away during the pause ends the request at once */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    ctx->pause.handler = ngx_http_c1_next_try;
+    ctx->pause.data = r;
+    ctx->pause.log = r->connection->log;
+    ngx_add_timer(&ctx->pause, pause ? pause : 1);
+
+    return NGX_OK;
+}
+
+
+/* the model of try N: c1_model first, then c1_fallback_model's in turn */
+
+static ngx_int_t
+ngx_http_c1_try_model(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_uint_t n, ngx_str_t *model)
+{
+    ngx_uint_t                 i;
+    ngx_http_complex_value_t  *cv;
+    ngx_http_c1_loc_conf_t    *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    ctx->fallback = 0;
+
+    if (n < 2 || lcf->fallback == NULL) {
+        return ngx_http_complex_value(r, lcf->model, model);
+    }
+
+    cv = lcf->fallback->elts;
+    i = ngx_min(n - 2, lcf->fallback->nelts - 1);
+
+    if (ngx_http_complex_value(r, &cv[i], model) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (model->len == 0) {
+        return ngx_http_complex_value(r, lcf->model, model);
+    }
+
+    ctx->fallback = 1;
+
+    return NGX_OK;
+}
+
+
+/* the pause is over: the next try, its body for its model */
+
+static void
+ngx_http_c1_next_try(ngx_event_t *ev)
+{
+    char                *out;
+    size_t               len;
+    ngx_str_t            body;
+    c1_str_t             m;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_c1_ctx_t   *ctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    body = ctx->body;
+
+    if (ctx->model.len != ctx->body_model.len
+        || ngx_strncmp(ctx->model.data, ctx->body_model.data,
+                       ctx->model.len) != 0)
+    {
+        m.data = ctx->model.data;
+        m.len = ctx->model.len;
+
+        if (c1_request_remodel((char *) ctx->body.data, ctx->body.len, &m,
+                               &out, &len)
+            != C1_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        body.data = ngx_pnalloc(r->pool, len);
+
+        if (body.data == NULL) {
+            c1_free(out);
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        ngx_memcpy(body.data, out, len);
+        body.len = len;
+        c1_free(out);
+    }
+
+    ctx->tries++;
+    ctx->phase = NGX_HTTP_C1_PHASE_CALL;
+
+    if (ngx_http_c1_chat_start(r, ctx, &body) != NGX_OK) {
+        ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* C1's whole answer, good: the content (or the answer itself) */
 
 static ngx_int_t
 ngx_http_c1_respond_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    int                  rc;
-    ngx_uint_t           status;
-    c1_error_t           err;
-    c1_answer_t          answer;
     ngx_pool_cleanup_t  *cln;
 
-    status = ctx->call.status;
-
-    if (status < 200 || status >= 300) {
-
-        if (status < 400 || status > 599) {
-            return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_STATUS, NULL,
-                                    status);
-        }
-
-        if (c1_upstream_error(status, ctx->buf, ctx->len, &err) == C1_OK) {
-
-            /* already an OpenAI-style error: as C1 sent it */
-
-            ngx_http_c1_error(r, ctx, NGX_HTTP_C1_ERR_C1_PASSED, NULL,
-                              status);
-
-            return ngx_http_c1_response_send(r, ctx, status,
-                                             &ngx_http_c1_type_json,
-                                             ctx->buf, ctx->len);
-        }
-
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_C1, &err, status);
-    }
-
-    rc = c1_answer_extract(ctx->buf, ctx->len, ctx->mode, &answer, &err);
-
-    if (rc == C1_ERROR) {
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_ANSWER, &err, 0);
-    }
-
-    if (rc != C1_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->prompt_tokens = answer.prompt_tokens;
-    ctx->completion_tokens = answer.completion_tokens;
-    ctx->total_tokens = answer.total_tokens;
-
     if (ctx->mode == C1_MODE_OPENAI) {
+        c1_free(ctx->content.content);
+        ctx->content.content = NULL;
+
         return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
                                          &ngx_http_c1_type_json,
                                          ctx->buf, ctx->len);
@@ -618,68 +1075,31 @@ ngx_http_c1_respond_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        c1_free(answer.content);
+        c1_free(ctx->content.content);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = c1_free;
-    cln->data = answer.content;
+    cln->data = ctx->content.content;
 
-    ngx_http_c1_thread_commit(r, ctx, (u_char *) answer.content,
-                              answer.content_len);
+    ngx_http_c1_thread_commit(r, ctx, (u_char *) ctx->content.content,
+                              ctx->content.content_len);
 
     return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
                                      &ngx_http_c1_type_text,
-                                     (u_char *) answer.content,
-                                     answer.content_len);
+                                     (u_char *) ctx->content.content,
+                                     ctx->content.content_len);
 }
 
 
 /*
- * C1's stream is over.  If the client has had nothing yet, an error gets
- * a status of its own (a plain JSON error); otherwise the stream ends:
- * with [DONE] or an error event in OpenAI mode, cut for a failed prompt
- * stream.  A whole answer joins the thread first.
+ * C1's stream is over, and good: a whole answer joins the thread, then
+ * the stream ends ([DONE] in OpenAI mode).
  */
 
 static ngx_int_t
 ngx_http_c1_respond_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    ngx_http_c1_call_t  *call;
-
-    call = &ctx->call;
-
-    ctx->prompt_tokens = ctx->relay.prompt_tokens;
-    ctx->completion_tokens = ctx->relay.completion_tokens;
-    ctx->total_tokens = ctx->relay.total_tokens;
-
-    if (ctx->relay.failed) {
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_BAD,
-                                &ctx->relay.err, 0);
-    }
-
-    if (ctx->over_size) {
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_SIZE, NULL, 0);
-    }
-
-    if (call->timed_out) {
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_TIME, NULL, 0);
-    }
-
-    if (!ctx->relay_ended) {
-        return ngx_http_c1_fail(r, ctx,
-                                call->rc == NGX_HTTP_GATEWAY_TIME_OUT
-                                ? NGX_HTTP_C1_ERR_STREAM_TIMEOUT
-                                : NGX_HTTP_C1_ERR_STREAM_BROKEN, NULL, 0);
-    }
-
-    if (ctx->response.state == NGX_HTTP_C1_RESPONSE_NONE
-        && ctx->relay.events == 0)
-    {
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STREAM_EMPTY, NULL,
-                                0);
-    }
-
     if (ctx->thread) {
         if (ctx->answer_lost) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,

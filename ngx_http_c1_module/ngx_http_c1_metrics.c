@@ -27,6 +27,17 @@ typedef struct {
 } ngx_http_c1_streams_t;
 
 
+/* requests a fallback model answered, by model (the first ones seen) */
+#define NGX_HTTP_C1_FALLBACK_MODELS  32
+#define NGX_HTTP_C1_MODEL_LEN        128
+
+typedef struct {
+    ngx_atomic_t   n;
+    size_t         len;                           /* 0: free */
+    u_char         name[NGX_HTTP_C1_MODEL_LEN];
+} ngx_http_c1_model_count_t;
+
+
 typedef struct {
     ngx_atomic_t   requests[3][2][NGX_HTTP_C1_OUTCOMES];
     ngx_atomic_t   prompt_tokens;
@@ -36,6 +47,8 @@ typedef struct {
     ngx_atomic_t   ttft[NGX_HTTP_C1_BUCKETS_N + 1];
     ngx_atomic_t   ttft_sum;                      /* ms */
     ngx_http_c1_streams_t  active[NGX_MAX_PROCESSES];
+    ngx_atomic_t   retries[NGX_HTTP_C1_RETRY_REASONS];
+    ngx_http_c1_model_count_t  fallbacks[NGX_HTTP_C1_FALLBACK_MODELS + 1];
 } ngx_http_c1_metrics_t;
 
 
@@ -72,6 +85,8 @@ typedef struct {
 static ngx_int_t ngx_http_c1_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_atomic_t *ngx_http_c1_active_streams(ngx_http_c1_metrics_t *m);
+static void ngx_http_c1_fallback_counted(ngx_shm_zone_t *zone,
+    ngx_http_c1_metrics_t *m, ngx_str_t *model);
 static ngx_atomic_uint_t ngx_http_c1_active_total(ngx_http_c1_metrics_t *m);
 static ngx_int_t ngx_http_c1_init_metrics_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -126,7 +141,9 @@ enum {
     NGX_HTTP_C1_VAR_UPSTREAM_TIME,
     NGX_HTTP_C1_VAR_STREAM,
     NGX_HTTP_C1_VAR_THREAD_ID,
-    NGX_HTTP_C1_VAR_ERROR
+    NGX_HTTP_C1_VAR_ERROR,
+    NGX_HTTP_C1_VAR_TRIES,
+    NGX_HTTP_C1_VAR_FALLBACK
 };
 
 
@@ -158,6 +175,12 @@ static ngx_http_variable_t  ngx_http_c1_vars[] = {
 
     { ngx_string("c1_error"), NULL, ngx_http_c1_variable,
       NGX_HTTP_C1_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_tries"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_TRIES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_fallback"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_FALLBACK, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -221,13 +244,13 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_C1_VAR_TTFT:
         if (ctx->first_msec) {
-            n = (long) (ctx->first_msec - ctx->call.start_msec);
+            n = (long) (ctx->first_msec - ctx->tries_start);
         }
         break;
 
     case NGX_HTTP_C1_VAR_UPSTREAM_TIME:
         if (ctx->call.state == NGX_HTTP_C1_CALL_DONE) {
-            n = (long) (ctx->call.end_msec - ctx->call.start_msec);
+            n = (long) (ctx->call.end_msec - ctx->tries_start);
         }
         break;
 
@@ -239,6 +262,18 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_C1_VAR_THREAD_ID:
         s = ctx->thread_id;
+        break;
+
+    case NGX_HTTP_C1_VAR_TRIES:
+        if (ctx->call.sr) {
+            n = (long) ctx->tries;
+        }
+        break;
+
+    case NGX_HTTP_C1_VAR_FALLBACK:
+        if (ctx->call.sr) {
+            n = ctx->fallback ? 1 : 0;
+        }
         break;
 
     case NGX_HTTP_C1_VAR_ERROR:
@@ -394,6 +429,62 @@ ngx_http_c1_active_total(ngx_http_c1_metrics_t *m)
 }
 
 
+/* a try failed and another follows */
+
+void
+ngx_http_c1_retried(ngx_http_request_t *r, ngx_uint_t reason)
+{
+    ngx_http_c1_metrics_t    *m;
+    ngx_http_c1_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
+    m = mcf->metrics_zone->data;
+
+    (void) ngx_atomic_fetch_add(&m->retries[reason], 1);
+}
+
+
+/* a fallback model answered: its count, its name kept the first time */
+
+static void
+ngx_http_c1_fallback_counted(ngx_shm_zone_t *zone, ngx_http_c1_metrics_t *m,
+    ngx_str_t *model)
+{
+    ngx_uint_t                  i;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_c1_model_count_t  *f;
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    f = &m->fallbacks[NGX_HTTP_C1_FALLBACK_MODELS];   /* "other" */
+
+    if (model->len < NGX_HTTP_C1_MODEL_LEN) {
+        for (i = 0; i < NGX_HTTP_C1_FALLBACK_MODELS; i++) {
+            if (m->fallbacks[i].len == 0) {
+                f = &m->fallbacks[i];
+                f->len = model->len;
+                ngx_memcpy(f->name, model->data, model->len);
+                break;
+            }
+
+            if (m->fallbacks[i].len == model->len
+                && ngx_memcmp(m->fallbacks[i].name, model->data, model->len)
+                   == 0)
+            {
+                f = &m->fallbacks[i];
+                break;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    (void) ngx_atomic_fetch_add(&f->n, 1);
+}
+
+
 void
 ngx_http_c1_stream_started(ngx_http_request_t *r)
 {
@@ -461,17 +552,21 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
 
     if (ctx->call.state == NGX_HTTP_C1_CALL_DONE) {
         ngx_http_c1_observe(m->latency, &m->latency_sum,
-                            ctx->call.end_msec - ctx->call.start_msec);
+                            ctx->call.end_msec - ctx->tries_start);
     }
 
     if (ctx->first_msec) {
         ngx_http_c1_observe(m->ttft, &m->ttft_sum,
-                            ctx->first_msec - ctx->call.start_msec);
+                            ctx->first_msec - ctx->tries_start);
     }
 
     if (ctx->response.stream) {
         (void) ngx_atomic_fetch_add(ngx_http_c1_active_streams(m),
                                     (ngx_atomic_int_t) -1);
+    }
+
+    if (ctx->fallback && ctx->outcome == NGX_HTTP_C1_OUTCOME_OK) {
+        ngx_http_c1_fallback_counted(mcf->metrics_zone, m, &ctx->model);
     }
 
     return NGX_OK;
@@ -598,6 +693,7 @@ static ngx_int_t
 ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
     ngx_http_c1_zone_stat_t *st, ngx_uint_t n)
 {
+    ngx_str_t              model, label;
     ngx_uint_t             i, j, k;
     ngx_http_c1_family_t  *f;
 
@@ -665,6 +761,56 @@ ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_retries_total Tries of C1 "
+                                "that failed and were made again, by "
+                                "reason.\n"
+                                "# TYPE c1_retries_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_C1_RETRY_REASONS; i++) {
+        if (ngx_http_c1_page_printf(pg, "c1_retries_total{reason=\"%s\"} "
+                                    "%uA\n", ngx_http_c1_reasons[i],
+                                    m->retries[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_fallbacks_total Requests a "
+                                "fallback model answered, by model.\n"
+                                "# TYPE c1_fallbacks_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i <= NGX_HTTP_C1_FALLBACK_MODELS; i++) {
+        if (m->fallbacks[i].n == 0) {
+            continue;
+        }
+
+        model.data = m->fallbacks[i].name;
+        model.len = m->fallbacks[i].len;
+
+        if (i == NGX_HTTP_C1_FALLBACK_MODELS) {
+            ngx_str_set(&label, "other");
+
+        } else if (ngx_http_c1_label(pg->pool, &model, &label) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_c1_page_printf(pg, "c1_fallbacks_total{model=\"%V\"} "
+                                    "%uA\n", &label, m->fallbacks[i].n)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (n == 0) {

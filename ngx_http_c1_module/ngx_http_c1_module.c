@@ -23,6 +23,10 @@ static char *ngx_http_c1_set_max_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_c1_stop(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_c1_retry(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_c1_fallback_model(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 #define NGX_HTTP_C1_MAX_TOKENS  10000000
@@ -36,6 +40,25 @@ typedef struct {
 
 static ngx_http_c1_bounds_t  ngx_http_c1_temperature_bounds = { 0, 2 };
 static ngx_http_c1_bounds_t  ngx_http_c1_top_p_bounds = { 0, 1 };
+
+
+/* what c1_retry's on= takes, and its default */
+
+static ngx_conf_bitmask_t  ngx_http_c1_retry_reasons[] = {
+    { ngx_string("error"), NGX_HTTP_C1_RETRY_ERROR },
+    { ngx_string("timeout"), NGX_HTTP_C1_RETRY_TIMEOUT },
+    { ngx_string("429"), NGX_HTTP_C1_RETRY_429 },
+    { ngx_string("500"), NGX_HTTP_C1_RETRY_500 },
+    { ngx_string("502"), NGX_HTTP_C1_RETRY_502 },
+    { ngx_string("503"), NGX_HTTP_C1_RETRY_503 },
+    { ngx_string("504"), NGX_HTTP_C1_RETRY_504 },
+    { ngx_string("bad_answer"), NGX_HTTP_C1_RETRY_BAD_ANSWER },
+    { ngx_null_string, 0 }
+};
+
+#define NGX_HTTP_C1_RETRY_DEFAULT                                            \
+    (NGX_HTTP_C1_RETRY_ERROR|NGX_HTTP_C1_RETRY_TIMEOUT|NGX_HTTP_C1_RETRY_429 \
+     |NGX_HTTP_C1_RETRY_502|NGX_HTTP_C1_RETRY_503|NGX_HTTP_C1_RETRY_504)
 
 
 
@@ -143,6 +166,20 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_c1_metrics,
       0,
+      0,
+      NULL },
+
+    { ngx_string("c1_retry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_c1_retry,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("c1_fallback_model"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_c1_fallback_model,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -258,6 +295,8 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->stream_usage = NGX_CONF_UNSET;
     conf->stream_max_size = NGX_CONF_UNSET_SIZE;
     conf->stream_timeout = NGX_CONF_UNSET_MSEC;
+    conf->retry.tries = NGX_CONF_UNSET_UINT;
+    conf->fallback = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -291,6 +330,17 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->stream_max_size, prev->stream_max_size,
                               64 * 1024 * 1024);
     ngx_conf_merge_msec_value(conf->stream_timeout, prev->stream_timeout, 0);
+
+    if (conf->retry.tries == NGX_CONF_UNSET_UINT) {
+        if (prev->retry.tries == NGX_CONF_UNSET_UINT) {
+            conf->retry.tries = 0;
+
+        } else {
+            conf->retry = prev->retry;
+        }
+    }
+
+    ngx_conf_merge_ptr_value(conf->fallback, prev->fallback, NULL);
 
     if (conf->history && conf->history->data == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -485,6 +535,198 @@ ngx_http_c1_stop(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         s = ngx_array_push(lcf->stop);
         *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * c1_retry off | [tries=N] [on=LIST] [timeout=TIME] [backoff=TIME]
+ */
+
+static char *
+ngx_http_c1_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_c1_loc_conf_t *lcf = conf;
+
+    u_char               *p, *last, *q;
+    ngx_int_t             n;
+    ngx_str_t            *value, s;
+    ngx_uint_t            i, found;
+    ngx_conf_bitmask_t   *b;
+    ngx_http_c1_retry_t  *retry;
+
+    retry = &lcf->retry;
+
+    if (retry->tries != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"c1_retry off\" takes no parameters");
+            return NGX_CONF_ERROR;
+        }
+
+        retry->tries = 0;
+        return NGX_CONF_OK;
+    }
+
+    retry->tries = 3;
+    retry->on = NGX_HTTP_C1_RETRY_DEFAULT;
+    retry->timeout = 60000;
+    retry->backoff = 200;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "tries=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+
+            if (n < 2 || n > 10) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"tries\" of \"c1_retry\" takes a "
+                                   "number from 2 to 10, not \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            retry->tries = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "on=", 3) == 0) {
+            retry->on = 0;
+
+            p = value[i].data + 3;
+            last = value[i].data + value[i].len;
+
+            while (p <= last) {
+                q = ngx_strlchr(p, last, ',');
+                if (q == NULL) {
+                    q = last;
+                }
+
+                found = 0;
+
+                for (b = ngx_http_c1_retry_reasons; b->name.len; b++) {
+                    if ((size_t) (q - p) == b->name.len
+                        && ngx_strncmp(p, b->name.data, b->name.len) == 0)
+                    {
+                        retry->on |= b->mask;
+                        found = 1;
+                        break;
+                    }
+                }
+
+                if (!found) {
+                    s.data = p;
+                    s.len = q - p;
+
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "\"on\" of \"c1_retry\" takes error, "
+                                       "timeout, 429, 500, 502, 503, 504 "
+                                       "and bad_answer, not \"%V\"", &s);
+                    return NGX_CONF_ERROR;
+                }
+
+                p = q + 1;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
+            || ngx_strncmp(value[i].data, "backoff=", 8) == 0)
+        {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%*s\" of \"c1_retry\" takes a time, "
+                                   "not \"%V\"", (size_t) 7, value[i].data,
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 't') {
+                retry->timeout = (ngx_msec_t) n;
+
+            } else {
+                retry->backoff = (ngx_msec_t) n;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" of \"c1_retry\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_c1_fallback_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_c1_loc_conf_t *lcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (lcf->fallback != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts - 1 > NGX_HTTP_C1_FALLBACKS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"c1_fallback_model\" takes at most %d models",
+                           NGX_HTTP_C1_FALLBACKS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->fallback = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                     sizeof(ngx_http_complex_value_t));
+    if (lcf->fallback == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"c1_fallback_model\" takes non-empty "
+                               "models");
+            return NGX_CONF_ERROR;
+        }
+
+        cv = ngx_array_push(lcf->fallback);
+        if (cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[i];
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;

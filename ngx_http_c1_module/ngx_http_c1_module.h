@@ -40,6 +40,28 @@ typedef struct {
 } ngx_http_c1_zone_t;
 
 
+/* why a try failed: what c1_retry's on= lists, a bit each */
+#define NGX_HTTP_C1_RETRY_ERROR       0x0001
+#define NGX_HTTP_C1_RETRY_TIMEOUT     0x0002
+#define NGX_HTTP_C1_RETRY_429         0x0004
+#define NGX_HTTP_C1_RETRY_500         0x0008
+#define NGX_HTTP_C1_RETRY_502         0x0010
+#define NGX_HTTP_C1_RETRY_503         0x0020
+#define NGX_HTTP_C1_RETRY_504         0x0040
+#define NGX_HTTP_C1_RETRY_BAD_ANSWER  0x0080
+#define NGX_HTTP_C1_RETRY_REASONS     8
+
+#define NGX_HTTP_C1_FALLBACKS_MAX     4
+
+
+typedef struct {
+    ngx_uint_t                 tries;           /* 0: off */
+    ngx_uint_t                 on;              /* NGX_HTTP_C1_RETRY_* */
+    ngx_msec_t                 timeout;         /* for all the tries */
+    ngx_msec_t                 backoff;         /* the first pause */
+} ngx_http_c1_retry_t;
+
+
 typedef struct {
     ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
     ngx_shm_zone_t            *metrics_zone;    /* the counters */
@@ -73,6 +95,10 @@ typedef struct {
 
     /* threads */
     ngx_shm_zone_t            *history;
+
+    /* when C1 fails: tries, and the models of the later ones */
+    ngx_http_c1_retry_t        retry;           /* tries unset: UNSET_UINT */
+    ngx_array_t               *fallback;        /* of complex values */
 } ngx_http_c1_loc_conf_t;
 
 
@@ -81,6 +107,7 @@ typedef enum {
     NGX_HTTP_C1_PHASE_START = 0,               /* routed, nothing read */
     NGX_HTTP_C1_PHASE_BODY,                    /* reading the client body */
     NGX_HTTP_C1_PHASE_CALL,                    /* C1 is being called */
+    NGX_HTTP_C1_PHASE_PAUSE,                   /* between two tries */
     NGX_HTTP_C1_PHASE_RESPOND,                 /* the answer is decided */
     NGX_HTTP_C1_PHASE_DONE                     /* nothing more to do */
 } ngx_http_c1_phase_e;
@@ -241,10 +268,11 @@ typedef struct {
     ngx_http_c1_call_t         call;            /* the C1 call */
     ngx_http_c1_response_t     response;
 
-    /* a whole answer, collected */
+    /* a whole answer, collected, and what it says */
     u_char                    *buf;
     size_t                     len;
     size_t                     size;
+    c1_answer_t                content;
 
     /* a stream */
     c1_relay_t                 relay;
@@ -258,8 +286,19 @@ typedef struct {
     ngx_str_t                  thread_id;
     ngx_str_t                  prompt;          /* the user message */
 
+    /* tries (c1_retry): each is a call of its own */
+    ngx_str_t                  body;            /* C1's request, as built */
+    ngx_str_t                  body_model;      /* the model it names */
+    ngx_str_t                  key;
+    ngx_uint_t                 tries;           /* calls made */
+    ngx_msec_t                 tries_start;     /* when the first began */
+    ngx_event_t                pause;           /* before the next one */
+    ngx_int_t                  retry_after;     /* C1's, in s; -1: none */
+    ngx_str_t                  retry_after_value;
+    unsigned                   fallback:1;      /* this try's model is */
+
     /* for variables and metrics */
-    ngx_str_t                  model;
+    ngx_str_t                  model;           /* of the last try */
     long                       prompt_tokens;   /* -1: unknown */
     long                       completion_tokens;
     long                       total_tokens;
@@ -281,6 +320,8 @@ extern ngx_module_t  ngx_http_c1_module;
 /* ngx_http_c1_handler.c */
 ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
 
+extern char  *ngx_http_c1_reasons[NGX_HTTP_C1_RETRY_REASONS];
+
 /* ngx_http_c1_errors.c */
 void ngx_http_c1_error(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status);
@@ -295,7 +336,7 @@ void ngx_http_c1_call_cleanup(ngx_http_c1_call_t *call);
 
 /* ngx_http_c1_chat.c */
 ngx_int_t ngx_http_c1_chat_start(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx, c1_request_t *req, ngx_str_t *key);
+    ngx_http_c1_ctx_t *ctx, ngx_str_t *body);
 
 /* ngx_http_c1_response.c */
 ngx_int_t ngx_http_c1_response_init(ngx_conf_t *cf);
@@ -337,6 +378,7 @@ ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
 char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_c1_stream_started(ngx_http_request_t *r);
+void ngx_http_c1_retried(ngx_http_request_t *r, ngx_uint_t reason);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

@@ -128,6 +128,9 @@ typedef struct {
     c1_buf_t              out;             /* bytes for the client */
     c1_error_t            err;             /* why it failed */
     unsigned long         events;
+    size_t                content;         /* content seen: not 0 once a
+                                              delta had some (its bytes;
+                                              OpenAI mode: as sent) */
     long                  prompt_tokens;   /* -1: unknown */
     long                  completion_tokens;
     long                  total_tokens;
@@ -164,6 +167,8 @@ int c1_request_parse(const unsigned char *in, size_t len,
 int c1_request_render(c1_request_t *req, const c1_settings_t *s,
     const c1_turn_t *history, size_t nhistory);
 void c1_request_free(c1_request_t *req);
+int c1_request_remodel(const char *body, size_t len, const c1_str_t *model,
+    char **out, size_t *outlen);
 int c1_request_build(const unsigned char *in, size_t len,
     c1_body_type_e type, const c1_settings_t *s, c1_request_t *req,
     c1_error_t *err);

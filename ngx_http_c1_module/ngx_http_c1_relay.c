@@ -192,10 +192,15 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
     }
 
     if (r->mode == C1_MODE_OPENAI) {
+        if (s.content && s.content_raw > 2) {
+            r->content += s.content_raw - 2;
+        }
+
         return c1_relay_data(r, ev, len);
     }
 
     r->out.len += s.content_len;
+    r->content += s.content_len;
 
     return C1_OK;
 }
@@ -239,11 +244,6 @@ c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len)
         r->total_tokens = c1_json_count(usage, "total_tokens");
     }
 
-    if (r->mode == C1_MODE_OPENAI) {
-        cJSON_Delete(root);
-        return c1_relay_data(r, ev, len);
-    }
-
     choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
     delta = NULL;
 
@@ -254,6 +254,15 @@ c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len)
     }
 
     content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+
+    if (cJSON_IsString(content)) {
+        r->content += strlen(content->valuestring);
+    }
+
+    if (r->mode == C1_MODE_OPENAI) {
+        cJSON_Delete(root);
+        return c1_relay_data(r, ev, len);
+    }
 
     rc = C1_OK;
 

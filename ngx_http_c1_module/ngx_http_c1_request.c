@@ -287,6 +287,52 @@ nomem:
 }
 
 
+/*
+ * The same request for another model (a retry's fallback): the rendered
+ * body with its "model" replaced, everything else as it was.
+ */
+
+int
+c1_request_remodel(const char *body, size_t len, const c1_str_t *model,
+    char **out, size_t *outlen)
+{
+    cJSON  *root, *item;
+
+    *out = NULL;
+    *outlen = 0;
+
+    root = cJSON_ParseWithLength(body, len);
+
+    if (!cJSON_IsObject(root)
+        || cJSON_GetObjectItemCaseSensitive(root, "model") == NULL)
+    {
+        cJSON_Delete(root);
+        return C1_ERROR;
+    }
+
+    item = c1_json_string(model);
+
+    if (item == NULL
+        || !cJSON_ReplaceItemInObjectCaseSensitive(root, "model", item))
+    {
+        cJSON_Delete(item);
+        cJSON_Delete(root);
+        return C1_NOMEM;
+    }
+
+    *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    if (*out == NULL) {
+        return C1_NOMEM;
+    }
+
+    *outlen = strlen(*out);
+
+    return C1_OK;
+}
+
+
 void
 c1_request_free(c1_request_t *req)
 {

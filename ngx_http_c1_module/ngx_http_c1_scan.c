@@ -221,6 +221,7 @@ value:
 
     case '"':
         o = (target == C1_T_CONTENT) ? out : NULL;
+        start = p;
 
         p = c1_scan_string(p + 1, last, &escaped, &o);
         if (p == NULL) {
@@ -230,6 +231,7 @@ value:
         if (target == C1_T_CONTENT) {
             s->content = 1;
             s->content_len = out ? (size_t) (o - out) : 0;
+            s->content_raw = (size_t) (p - start);
         }
 
         goto next;

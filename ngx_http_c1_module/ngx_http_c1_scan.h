@@ -20,6 +20,7 @@ typedef enum {
 
 typedef struct {
     size_t                content_len;      /* unescaped, in out */
+    size_t                content_raw;      /* as sent, quotes and all */
     long                  prompt_tokens;    /* -1: not a count */
     long                  completion_tokens;
     long                  total_tokens;

@@ -160,6 +160,11 @@ c1_upstream_latency_seconds_sum [0-9.]+
 c1_upstream_latency_seconds_count 7
 (?:.*\n)*?c1_time_to_first_token_seconds_count 7
 (?:.*\n)*?c1_active_streams 0
+# HELP c1_retries_total .*
+# TYPE c1_retries_total counter
+c1_retries_total\{reason="error"\} 0
+(?:c1_retries_total\{reason="[a-z0-9_]+"\} 0\n){7}# HELP c1_fallbacks_total .*
+# TYPE c1_fallbacks_total counter
 # HELP c1_history_threads Threads kept.
 # TYPE c1_history_threads gauge
 c1_history_threads\{zone="threads"\} 2

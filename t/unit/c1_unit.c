@@ -896,6 +896,29 @@ test_history(void)
 }
 
 
+static void
+test_remodel(void)
+{
+    int       rc;
+    char     *out;
+    size_t    len;
+    c1_str_t  m = { (const unsigned char *) "c1/fallback \"2\"", 16 };
+
+    rc = c1_request_remodel("{\"model\":\"a\",\"messages\":[],\"x\":1}", 35,
+                            &m, &out, &len);
+    ok(rc == C1_OK && len == strlen(out)
+       && strcmp(out, "{\"model\":\"c1/fallback \\\"2\\\"\",\"messages\":[],"
+                      "\"x\":1}") == 0,
+       "remodel: the model replaced, the rest as it was");
+    c1_free(out);
+
+    ok(c1_request_remodel("[1]", 3, &m, &out, &len) == C1_ERROR
+       && out == NULL, "remodel: not an object");
+    ok(c1_request_remodel("{\"messages\":[]}", 15, &m, &out, &len)
+       == C1_ERROR && out == NULL, "remodel: no model to replace");
+}
+
+
 int
 main(void)
 {
@@ -906,6 +929,7 @@ main(void)
     test_errors();
     test_sse();
     test_history();
+    test_remodel();
 
     printf("1..%d\n", tests);
 
