@@ -918,7 +918,74 @@ c1_retry tries=3;
 
 
 
-=== TEST 43: nginx -t: tries=1
+=== TEST 43: every try broke before content (bad_answer): 502 c1_stream_broken, a real status, 2 calls
+--- c1
+c1_retry tries=2 on=bad_answer backoff=20ms;
+--- plan: breakbefore
+--- pipelined_requests eval
+["POST /v1/chat/completions\n{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": true}",
+ "GET /calls"]
+--- error_code eval
+[502, 200]
+--- response_body_like eval
+['\A\{"error":\{"message":"C1\'s stream broke off","type":"upstream_error","param":null,"code":"c1_stream_broken"\}\}\z',
+ '\Acalls=2\n- 1 m\n- 2 m\n/v1/chat/completions 502 model=m tries=2 fallback=0 error=c1_stream_broken rt=[\d.]+\n\z']
+
+
+
+=== TEST 44: c1_stream_timeout before any content is a timeout: retried, one clean stream
+--- c1
+c1_retry tries=3;
+c1_stream_timeout 500ms;
+--- plan: hangbefore,stream
+--- pipelined_requests eval
+["POST /v1/chat/completions\n{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": true}",
+ "GET /calls",
+ "GET /metrics"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+['\A' . quotemeta($main::Stream) . '\z',
+ '\Acalls=2\n- 1 m\n- 2 m\n/v1/chat/completions 200 model=m tries=2 fallback=0 error=- rt=[\d.]+\n\z',
+ main::retries_like(timeout => 1)]
+--- timeout: 4
+
+
+
+=== TEST 45: an error event before any content is a bad_answer: retried with it listed (prompt stream)
+--- c1
+c1_retry tries=3 on=bad_answer;
+--- plan: errorbefore,stream
+--- pipelined_requests eval
+["POST /s/chat\n{\"prompt\": \"x\"}",
+ "GET /calls",
+ "GET /metrics"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+['\Aone two three\z',
+ '\Acalls=2\n- 1 m\n- 2 m\n/s/chat 200 model=m tries=2 fallback=0 error=- rt=[\d.]+\n\z',
+ main::retries_like(bad_answer => 1)]
+
+
+
+=== TEST 46: an answer over c1_max_response_size is never retried, even with bad_answer
+--- c1
+c1_retry tries=3 on=error,timeout,429,500,502,503,504,bad_answer;
+c1_max_response_size 64;
+--- plan: 200
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "GET /calls"]
+--- error_code eval
+[502, 200]
+--- response_body_like eval
+['"code":"answer_too_large"',
+ '\Acalls=1\n- 1 m\n/chat 502 model=m tries=1 fallback=0 error=answer_too_large rt=[\d.]+\n\z']
+
+
+
+=== TEST 47: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -929,7 +996,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 44: nginx -t: tries=11
+=== TEST 48: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -940,7 +1007,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 45: nginx -t: an unknown item in on=
+=== TEST 49: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -951,7 +1018,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 46: nginx -t: a bad backoff
+=== TEST 50: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -962,7 +1029,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 47: nginx -t: a bad timeout
+=== TEST 51: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -973,7 +1040,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 48: nginx -t: an unknown parameter
+=== TEST 52: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -984,7 +1051,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 49: nginx -t: off with other parameters
+=== TEST 53: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -995,7 +1062,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 50: nginx -t: c1_retry twice in one block
+=== TEST 54: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -1005,7 +1072,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 51: nginx -t: 5 fallback models
+=== TEST 55: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -1016,7 +1083,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 52: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 56: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;

@@ -17,6 +17,8 @@ package C1Plan;
 #   breakafter   the role event, the "one " event, then a reset
 #   breakbefore  the role event only, then a reset
 #   bad          200 with invalid JSON
+#   hangbefore   the role event, then nothing for 3 s
+#   errorbefore  the role event, then an error event
 #   close        closes the connection without answering
 # Each call is logged at warn ("mock: call N model=M", N counted per k)
 # and kept: GET /calls prints "calls=TOTAL", one "KEY N MODEL" line a call,
@@ -113,6 +115,14 @@ our $Locations = <<'_EOC_';
             if what == "breakbefore" then
                 ngx.sleep(0.1)
                 return ngx.exit(444)
+            end
+            if what == "hangbefore" then
+                ngx.sleep(3)
+                return ngx.exit(444)
+            end
+            if what == "errorbefore" then
+                ev('{"error":{"message":"C1 is overloaded","type":"server_error"}}')
+                return
             end
             ev(piece("one "))
             if what == "breakafter" then
