@@ -985,7 +985,40 @@ c1_max_response_size 64;
 
 
 
-=== TEST 47: nginx -t: tries=1
+=== TEST 47: each try's body is the same but for its model: the client's fields kept, never the client's model (OpenAI shape)
+--- c1
+c1_retry tries=3 backoff=20ms;
+c1_fallback_model m2;
+--- plan: 503,200
+--- pipelined_requests eval
+["POST /v1/chat/completions\n{\"model\": \"gpt-4o\", \"messages\": [{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"user\", \"content\": \"x \\\"q\\\" \\u00e9\"}], \"temperature\": 0.5, \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}",
+ "GET /calls?bodies=1"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['"content":"answer from m2"',
+ '\Acalls=2\n- 1 m\n(?![^\n]*gpt-4o)(\{[^\n]*"model":"\*"[^\n]*"tools":\[[^\n]*\})\n- 2 m2\n\1\n/v1/chat/completions 200 ']
+
+
+
+=== TEST 48: the same in prompt mode, with a system prompt: the same messages on both tries
+--- c1
+c1_retry tries=3 backoff=20ms;
+c1_fallback_model m2;
+c1_system_prompt "be brief";
+--- plan: 429,200
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "GET /calls?bodies=1"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['\Aanswer from m2\z',
+ '\Acalls=2\n- 1 m\n(\{[^\n]*"model":"\*"[^\n]*"be brief"[^\n]*\})\n- 2 m2\n\1\n/chat 200 ']
+
+
+
+=== TEST 49: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -996,7 +1029,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 48: nginx -t: tries=11
+=== TEST 50: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -1007,7 +1040,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 49: nginx -t: an unknown item in on=
+=== TEST 51: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -1018,7 +1051,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 50: nginx -t: a bad backoff
+=== TEST 52: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -1029,7 +1062,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 51: nginx -t: a bad timeout
+=== TEST 53: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -1040,7 +1073,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 52: nginx -t: an unknown parameter
+=== TEST 54: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -1051,7 +1084,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 53: nginx -t: off with other parameters
+=== TEST 55: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -1062,7 +1095,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 54: nginx -t: c1_retry twice in one block
+=== TEST 56: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -1072,7 +1105,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 55: nginx -t: 5 fallback models
+=== TEST 57: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -1083,7 +1116,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 56: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 58: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;

@@ -21,7 +21,8 @@ package C1Plan;
 #   errorbefore  the role event, then an error event
 #   close        closes the connection without answering
 # Each call is logged at warn ("mock: call N model=M", N counted per k)
-# and kept: GET /calls prints "calls=TOTAL", one "KEY N MODEL" line a call,
+# and kept: GET /calls prints "calls=TOTAL", one "KEY N MODEL" line a call
+# (with ?bodies=1 each followed by the body it got, its "model" as "*"),
 # then the access log of the c1_pass locations (logs/c1.log, if any).
 
 use strict;
@@ -52,6 +53,8 @@ our $Locations = <<'_EOC_';
             local n = dict:incr("n", 1, 0)
             local kn = dict:incr("n:" .. k, 1, 0)
             dict:set("call:" .. n, k .. " " .. kn .. " " .. model)
+            -- the body with its model taken out, for /calls?bodies=1
+            dict:set("body:" .. n, (body:gsub('"model":%s*"[^"]*"', '"model":"*"', 1)))
             ngx.log(ngx.WARN, "mock: call ", kn, " model=", model)
 
             local plan = {}
@@ -142,7 +145,12 @@ our $Locations = <<'_EOC_';
             local dict = ngx.shared.calls
             local n = dict:get("n") or 0
             ngx.print("calls=", n, "\n")
-            for i = 1, n do ngx.print(dict:get("call:" .. i), "\n") end
+            for i = 1, n do
+                ngx.print(dict:get("call:" .. i), "\n")
+                if ngx.var.arg_bodies then
+                    ngx.print(dict:get("body:" .. i), "\n")
+                end
+            end
             local f = io.open(ngx.config.prefix() .. "logs/c1.log", "rb")
             if f then ngx.print(f:read("*a")) f:close() end
         }
