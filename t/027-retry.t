@@ -1018,7 +1018,53 @@ c1_system_prompt "be brief";
 
 
 
-=== TEST 49: nginx -t: tries=1
+=== TEST 49: c1_fallbacks_total: one sample per model, up to 32, then model="other"
+--- config
+    c1_model m;
+    c1_retry tries=2 on=500 backoff=1ms;
+    c1_fallback_model $http_x_fallback;
+    location = /chat { c1_pass /_c1; }
+    location = /_c1 {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/plan?cycle=1&p=500,200;
+    }
+    location = /many {
+        content_by_lua_block {
+            local ok = 0
+            for i = 1, 34 do
+                local body = '{"prompt": "x"}'
+                local s = ngx.socket.tcp()
+                s:settimeout(3000)
+                assert(s:connect("127.0.0.1", ngx.var.server_port))
+                s:send("POST /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    .. "Content-Type: application/json\r\n"
+                    .. "X-Fallback: f" .. i .. "\r\n"
+                    .. "Content-Length: " .. #body .. "\r\n\r\n" .. body)
+                local all, err, partial = s:receive("*a")
+                s:close()
+                if (all or partial):find("answer from f" .. i, 1, true) then
+                    ok = ok + 1
+                end
+            end
+            -- the last request is logged (and counted) once nginx saw the
+            -- close of its connection (lingering close)
+            ngx.sleep(0.2)
+            ngx.print("answered=", ok, "\n")
+        }
+    }
+--- pipelined_requests eval
+["GET /many",
+ "GET /metrics"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['\Aanswered=34\n\z',
+ '(?m)^# TYPE c1_fallbacks_total counter\n' . join('', map { "c1_fallbacks_total\\{model=\"f$_\"\\} 1\n" } 1 .. 32) . 'c1_fallbacks_total\{model="other"\} 2\n(?!c1_fallbacks_total)']
+--- timeout: 6
+
+
+
+=== TEST 50: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -1029,7 +1075,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 50: nginx -t: tries=11
+=== TEST 51: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -1040,7 +1086,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 51: nginx -t: an unknown item in on=
+=== TEST 52: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -1051,7 +1097,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 52: nginx -t: a bad backoff
+=== TEST 53: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -1062,7 +1108,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 53: nginx -t: a bad timeout
+=== TEST 54: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -1073,7 +1119,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 54: nginx -t: an unknown parameter
+=== TEST 55: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -1084,7 +1130,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 55: nginx -t: off with other parameters
+=== TEST 56: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -1095,7 +1141,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 56: nginx -t: c1_retry twice in one block
+=== TEST 57: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -1105,7 +1151,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 57: nginx -t: 5 fallback models
+=== TEST 58: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -1116,7 +1162,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 58: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 59: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;

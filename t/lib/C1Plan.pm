@@ -5,8 +5,9 @@ package C1Plan;
 # block; the http block needs `lua_shared_dict calls 1m;`.
 #
 # The mock C1 (/plan) is told what to answer on each call by its query
-# string: p=ITEM,ITEM,... (call N gets item N, the last one repeats), k=KEY
-# counts the calls of one plan apart from another's. Items:
+# string: p=ITEM,ITEM,... (call N gets item N, the last one repeats; with
+# cycle=1 the plan starts again after its last item), k=KEY counts the
+# calls of one plan apart from another's. Items:
 #   200          a chat.completion "answer from MODEL" (a stream when the
 #                call asks to stream: the same as `stream`)
 #   NNN          that status with an OpenAI-style error body
@@ -62,6 +63,7 @@ our $Locations = <<'_EOC_';
                 plan[#plan + 1] = item
             end
             local what = plan[kn] or plan[#plan]
+            if ngx.var.arg_cycle then what = plan[(kn - 1) % #plan + 1] end
 
             local function ev(s)
                 ngx.print("data: " .. s .. "\n\n")
