@@ -108,13 +108,15 @@ c1_retry tries=3;
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
  "GET /calls",
+ "GET /metrics",
  "GET /metrics"]
 --- error_code eval
-[200, 200, 200]
+[200, 200, 200, 200]
 --- response_body_like eval
 ['\Aanswer from m\z',
  '\Acalls=2\n- 1 m\n- 2 m\n/chat 200 model=m tries=2 fallback=0 error=- rt=[\d.]+\n\z',
- main::retries_like(429 => 1)]
+ main::retries_like(429 => 1),
+ '(?ms)\A(?!.*^c1_requests_total\{[^}]*outcome="(?!ok")[^"]*"\} [1-9]).*^c1_requests_total\{mode="prompt",stream="0",outcome="ok"\} 1$']
 
 
 
@@ -752,7 +754,27 @@ c1_history threads;
 
 
 
-=== TEST 36: a streamed turn across tries (break before content, then a stream): one turn, the content of the second
+=== TEST 36: the next turn after a retried one: C1 gets the thread's one pair, then the new prompt
+--- http_config
+    c1_history_zone zone=threads:1m;
+--- c1
+c1_retry tries=3;
+c1_history threads;
+--- plan: 503,200
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"one\", \"threadId\": \"t3\"}",
+ "POST /chat\n{\"prompt\": \"two\", \"threadId\": \"t3\"}",
+ "GET /calls?bodies=1"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+['\Aanswer from m\z',
+ '\Aanswer from m\z',
+ '\Acalls=3\n- 1 m\n[^\n]*"messages":\[\{"role":"user","content":"one"\}\][^\n]*\n- 2 m\n[^\n]*"messages":\[\{"role":"user","content":"one"\}\][^\n]*\n- 3 m\n[^\n]*"messages":\[\{"role":"user","content":"one"\},\{"role":"assistant","content":"answer from m"\},\{"role":"user","content":"two"\}\][^\n]*\n']
+
+
+
+=== TEST 37: a streamed turn across tries (break before content, then a stream): one turn, the content of the second
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -770,7 +792,7 @@ c1_history threads;
 
 
 
-=== TEST 37: a racing turn on the thread during the backoff pause gets 409; the thread keeps the turns that answered
+=== TEST 38: a racing turn on the thread during the backoff pause gets 409; the thread keeps the turns that answered
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -817,7 +839,7 @@ c1_history threads;
 
 
 
-=== TEST 38: c1_retry off by default: a 429 is answered, 1 call, $c1_tries 1
+=== TEST 39: c1_retry off by default: a 429 is answered, 1 call, $c1_tries 1
 --- plan: 429,200
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -832,7 +854,7 @@ c1_history threads;
 
 
 
-=== TEST 39: inheritance: c1_retry at http level, one location with c1_retry off, one server-level fallback
+=== TEST 40: inheritance: c1_retry at http level, one location with c1_retry off, one server-level fallback
 --- http_config
     c1_retry tries=3 backoff=20ms;
 --- config
@@ -869,7 +891,7 @@ c1_history threads;
 
 
 
-=== TEST 40: a Retry-After that does not fit in what is left of timeout: no further try, the 429 at once with C1's Retry-After
+=== TEST 41: a Retry-After that does not fit in what is left of timeout: no further try, the 429 at once with C1's Retry-After
 --- c1
 c1_retry tries=3 timeout=1s;
 --- plan: 429ra5,200
@@ -886,7 +908,7 @@ c1_retry tries=3 timeout=1s;
 
 
 
-=== TEST 41: 503 then 200, a streamed text/plain prompt
+=== TEST 42: 503 then 200, a streamed text/plain prompt
 --- c1
 c1_retry tries=3;
 --- plan: 503,200
@@ -903,7 +925,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 42: a request refused before any call: $c1_tries is "-"
+=== TEST 43: a request refused before any call: $c1_tries is "-"
 --- c1
 c1_retry tries=3;
 --- plan: 200
@@ -918,7 +940,7 @@ c1_retry tries=3;
 
 
 
-=== TEST 43: every try broke before content (bad_answer): 502 c1_stream_broken, a real status, 2 calls
+=== TEST 44: every try broke before content (bad_answer): 502 c1_stream_broken, a real status, 2 calls
 --- c1
 c1_retry tries=2 on=bad_answer backoff=20ms;
 --- plan: breakbefore
@@ -933,7 +955,7 @@ c1_retry tries=2 on=bad_answer backoff=20ms;
 
 
 
-=== TEST 44: c1_stream_timeout before any content is a timeout: retried, one clean stream
+=== TEST 45: c1_stream_timeout before any content is a timeout: retried, one clean stream
 --- c1
 c1_retry tries=3;
 c1_stream_timeout 500ms;
@@ -952,7 +974,7 @@ c1_stream_timeout 500ms;
 
 
 
-=== TEST 45: an error event before any content is a bad_answer: retried with it listed (prompt stream)
+=== TEST 46: an error event before any content is a bad_answer: retried with it listed (prompt stream)
 --- c1
 c1_retry tries=3 on=bad_answer;
 --- plan: errorbefore,stream
@@ -969,7 +991,7 @@ c1_retry tries=3 on=bad_answer;
 
 
 
-=== TEST 46: an answer over c1_max_response_size is never retried, even with bad_answer
+=== TEST 47: an answer over c1_max_response_size is never retried, even with bad_answer
 --- c1
 c1_retry tries=3 on=error,timeout,429,500,502,503,504,bad_answer;
 c1_max_response_size 64;
@@ -985,7 +1007,7 @@ c1_max_response_size 64;
 
 
 
-=== TEST 47: each try's body is the same but for its model: the client's fields kept, never the client's model (OpenAI shape)
+=== TEST 48: each try's body is the same but for its model: the client's fields kept, never the client's model (OpenAI shape)
 --- c1
 c1_retry tries=3 backoff=20ms;
 c1_fallback_model m2;
@@ -1001,7 +1023,7 @@ c1_fallback_model m2;
 
 
 
-=== TEST 48: the same in prompt mode, with a system prompt: the same messages on both tries
+=== TEST 49: the same in prompt mode, with a system prompt: the same messages on both tries
 --- c1
 c1_retry tries=3 backoff=20ms;
 c1_fallback_model m2;
@@ -1018,7 +1040,7 @@ c1_system_prompt "be brief";
 
 
 
-=== TEST 49: c1_fallbacks_total: one sample per model, up to 32, then model="other"
+=== TEST 50: c1_fallbacks_total: one sample per model, up to 32, then model="other"
 --- config
     c1_model m;
     c1_retry tries=2 on=500 backoff=1ms;
@@ -1064,7 +1086,7 @@ c1_system_prompt "be brief";
 
 
 
-=== TEST 50: nginx -t: tries=1
+=== TEST 51: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -1075,7 +1097,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 51: nginx -t: tries=11
+=== TEST 52: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -1086,7 +1108,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 52: nginx -t: an unknown item in on=
+=== TEST 53: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -1097,7 +1119,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 53: nginx -t: a bad backoff
+=== TEST 54: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -1108,7 +1130,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 54: nginx -t: a bad timeout
+=== TEST 55: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -1119,7 +1141,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 55: nginx -t: an unknown parameter
+=== TEST 56: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -1130,7 +1152,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 56: nginx -t: off with other parameters
+=== TEST 57: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -1141,7 +1163,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 57: nginx -t: c1_retry twice in one block
+=== TEST 58: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -1151,7 +1173,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 58: nginx -t: 5 fallback models
+=== TEST 59: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -1162,7 +1184,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 59: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 60: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;
