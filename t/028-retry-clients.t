@@ -3,8 +3,9 @@
 # (499, no further call); the official openai npm client sees one clean
 # answer, streamed and not, while C1 answers 429 then 200; an nginx
 # upstream of two C1 endpoints, one of them dead, with proxy_next_upstream
-# error fails over on the connection error (every request answered, with
-# or without c1_retry, nothing retried by the module).
+# error (and the README's "error timeout non_idempotent") fails over on the
+# connection error (every request answered, with or without c1_retry,
+# nothing retried by the module).
 #
 # The mock C1 is C1Plan's /plan (t/lib/C1Plan.pm); GET /calls says which
 # calls it got and reads back the access log of the c1_pass locations.
@@ -46,6 +47,7 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Plan::Locations . "}\n");
         location = /stream/v1/chat/completions { c1_pass /_c1_npm_s; }
         location = /two/chat { c1_retry off; c1_pass /_c1_two; }
         location = /two-retry/chat { c1_pass /_c1_two_r; }
+        location = /two-doc/chat { c1_pass /_c1_two_doc; }
 
         location = /_c1_gone {
             internal;
@@ -76,6 +78,12 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Plan::Locations . "}\n");
             proxy_connect_timeout 1s;
             proxy_next_upstream error;
             proxy_pass http://two_c1/plan?k=two_r&p=200;
+        }
+        location = /_c1_two_doc {
+            internal;
+            proxy_connect_timeout 1s;
+            proxy_next_upstream error timeout non_idempotent;
+            proxy_pass http://two_c1/plan?k=two_doc&p=200;
         }
 _EOC_
 
@@ -167,7 +175,9 @@ SKIP: {
 
 # 3. Two C1 endpoints in an nginx upstream, the first one dead: nginx
 #    fails over on the connection error, the module has nothing to retry
-for my $uri ('/two/chat', '/two-retry/chat') {
+my %key = ('/two/chat' => 'two', '/two-retry/chat' => 'two_r',
+           '/two-doc/chat' => 'two_doc');
+for my $uri ('/two/chat', '/two-retry/chat', '/two-doc/chat') {
     my @ok;
     for my $i (1 .. 6) {
         my $r = request(C1Client::post($uri, 'application/json',
@@ -175,7 +185,7 @@ for my $uri ('/two/chat', '/two-retry/chat') {
         push @ok, $i if $r->{status} == 200 && $r->{body} eq 'answer from m';
     }
     is_deeply(\@ok, [1 .. 6], "$uri: every request answered");
-    my $k = $uri eq '/two/chat' ? 'two' : 'two_r';
+    my $k = $key{$uri};
     is(scalar @{calls_of($k)}, 6, "$uri: one call a request reached the mock");
     my @lines = @{log_lines_of($uri)};
     is(scalar(grep { / 200 model=m tries=1 fallback=0 error=- / } @lines), 6,
