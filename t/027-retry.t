@@ -734,7 +734,59 @@ try 2 of
 
 
 
-=== TEST 35: a thread's turn across tries: 503 then 200 commits one turn
+=== TEST 35: the client goes away during a pause (C1 asked for 2 s): the request ends at once with 499, no further call
+--- c1
+c1_retry tries=3;
+--- plan: 503ra2,200
+--- extra
+    location = /gone {
+        access_log off;
+        content_by_lua_block {
+            local function log()
+                local f = io.open(ngx.config.prefix() .. "logs/c1.log", "rb")
+                if not f then return "" end
+                local s = f:read("*a")
+                f:close()
+                return s
+            end
+            local s = ngx.socket.tcp()
+            s:settimeout(3000)
+            assert(s:connect("127.0.0.1", ngx.var.server_port))
+            local body = '{"prompt": "x"}'
+            s:send("POST /s/chat HTTP/1.1\r\nHost: x\r\n"
+                .. "Content-Type: application/json\r\nContent-Length: "
+                .. #body .. "\r\n\r\n" .. body)
+            ngx.sleep(0.5)
+            s:settimeout(1)
+            local got, err = s:receive(1)
+            ngx.print("during the pause: ", got and "data" or err, "\n")
+            s:close()
+            local gone = ngx.now()
+            local line = ""
+            for i = 1, 40 do
+                ngx.sleep(0.025)
+                ngx.update_time()
+                line = log()
+                if line ~= "" then break end
+            end
+            ngx.print("logged within 0.5 s: ", tostring(ngx.now() - gone < 0.5), "\n")
+            ngx.sleep(2)
+            ngx.print("calls=", ngx.shared.calls:get("n"), "\n", log())
+        }
+    }
+--- request
+GET /gone
+--- response_body_like eval
+'\Aduring the pause: timeout\nlogged within 0\.5 s: true\ncalls=1\n/s/chat 499 model=m tries=1 fallback=0 error=[^ ]* rt=0\.[4-9]\d*\n\z'
+--- no_error_log
+mock: call 2
+[alert]
+[crit]
+--- timeout: 6
+
+
+
+=== TEST 36: a thread's turn across tries: 503 then 200 commits one turn
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -754,7 +806,7 @@ c1_history threads;
 
 
 
-=== TEST 36: the next turn after a retried one: C1 gets the thread's one pair, then the new prompt
+=== TEST 37: the next turn after a retried one: C1 gets the thread's one pair, then the new prompt
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -774,7 +826,7 @@ c1_history threads;
 
 
 
-=== TEST 37: a streamed turn across tries (break before content, then a stream): one turn, the content of the second
+=== TEST 38: a streamed turn across tries (break before content, then a stream): one turn, the content of the second
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -792,7 +844,7 @@ c1_history threads;
 
 
 
-=== TEST 38: a racing turn on the thread during the backoff pause gets 409; the thread keeps the turns that answered
+=== TEST 39: a racing turn on the thread during the backoff pause gets 409; the thread keeps the turns that answered
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -839,7 +891,7 @@ c1_history threads;
 
 
 
-=== TEST 39: c1_retry off by default: a 429 is answered, 1 call, $c1_tries 1
+=== TEST 40: c1_retry off by default: a 429 is answered, 1 call, $c1_tries 1
 --- plan: 429,200
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -854,7 +906,7 @@ c1_history threads;
 
 
 
-=== TEST 40: inheritance: c1_retry at http level, one location with c1_retry off, one server-level fallback
+=== TEST 41: inheritance: c1_retry at http level, one location with c1_retry off, one server-level fallback
 --- http_config
     c1_retry tries=3 backoff=20ms;
 --- config
@@ -891,7 +943,7 @@ c1_history threads;
 
 
 
-=== TEST 41: a Retry-After that does not fit in what is left of timeout: no further try, the 429 at once with C1's Retry-After
+=== TEST 42: a Retry-After that does not fit in what is left of timeout: no further try, the 429 at once with C1's Retry-After
 --- c1
 c1_retry tries=3 timeout=1s;
 --- plan: 429ra5,200
@@ -908,7 +960,7 @@ c1_retry tries=3 timeout=1s;
 
 
 
-=== TEST 42: 503 then 200, a streamed text/plain prompt
+=== TEST 43: 503 then 200, a streamed text/plain prompt
 --- c1
 c1_retry tries=3;
 --- plan: 503,200
@@ -925,7 +977,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 43: a request refused before any call: $c1_tries is "-"
+=== TEST 44: a request refused before any call: $c1_tries is "-"
 --- c1
 c1_retry tries=3;
 --- plan: 200
@@ -940,7 +992,7 @@ c1_retry tries=3;
 
 
 
-=== TEST 44: every try broke before content (bad_answer): 502 c1_stream_broken, a real status, 2 calls
+=== TEST 45: every try broke before content (bad_answer): 502 c1_stream_broken, a real status, 2 calls
 --- c1
 c1_retry tries=2 on=bad_answer backoff=20ms;
 --- plan: breakbefore
@@ -955,7 +1007,7 @@ c1_retry tries=2 on=bad_answer backoff=20ms;
 
 
 
-=== TEST 45: c1_stream_timeout before any content is a timeout: retried, one clean stream
+=== TEST 46: c1_stream_timeout before any content is a timeout: retried, one clean stream
 --- c1
 c1_retry tries=3;
 c1_stream_timeout 500ms;
@@ -974,7 +1026,7 @@ c1_stream_timeout 500ms;
 
 
 
-=== TEST 46: an error event before any content is a bad_answer: retried with it listed (prompt stream)
+=== TEST 47: an error event before any content is a bad_answer: retried with it listed (prompt stream)
 --- c1
 c1_retry tries=3 on=bad_answer;
 --- plan: errorbefore,stream
@@ -991,7 +1043,7 @@ c1_retry tries=3 on=bad_answer;
 
 
 
-=== TEST 47: an answer over c1_max_response_size is never retried, even with bad_answer
+=== TEST 48: an answer over c1_max_response_size is never retried, even with bad_answer
 --- c1
 c1_retry tries=3 on=error,timeout,429,500,502,503,504,bad_answer;
 c1_max_response_size 64;
@@ -1007,7 +1059,7 @@ c1_max_response_size 64;
 
 
 
-=== TEST 48: each try's body is the same but for its model: the client's fields kept, never the client's model (OpenAI shape)
+=== TEST 49: each try's body is the same but for its model: the client's fields kept, never the client's model (OpenAI shape)
 --- c1
 c1_retry tries=3 backoff=20ms;
 c1_fallback_model m2;
@@ -1023,7 +1075,7 @@ c1_fallback_model m2;
 
 
 
-=== TEST 49: the same in prompt mode, with a system prompt: the same messages on both tries
+=== TEST 50: the same in prompt mode, with a system prompt: the same messages on both tries
 --- c1
 c1_retry tries=3 backoff=20ms;
 c1_fallback_model m2;
@@ -1040,7 +1092,7 @@ c1_system_prompt "be brief";
 
 
 
-=== TEST 50: c1_fallbacks_total: one sample per model, up to 32, then model="other"
+=== TEST 51: c1_fallbacks_total: one sample per model, up to 32, then model="other"
 --- config
     c1_model m;
     c1_retry tries=2 on=500 backoff=1ms;
@@ -1086,7 +1138,7 @@ c1_system_prompt "be brief";
 
 
 
-=== TEST 51: nginx -t: tries=1
+=== TEST 52: nginx -t: tries=1
 --- config
     c1_model m;
     c1_retry tries=1;
@@ -1097,7 +1149,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b1\b/
 
 
 
-=== TEST 52: nginx -t: tries=11
+=== TEST 53: nginx -t: tries=11
 --- config
     c1_model m;
     c1_retry tries=11;
@@ -1108,7 +1160,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*tries[^\n]*\b11\b/
 
 
 
-=== TEST 53: nginx -t: an unknown item in on=
+=== TEST 54: nginx -t: an unknown item in on=
 --- config
     c1_model m;
     c1_retry on=429,foo;
@@ -1119,7 +1171,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*\bfoo\b/
 
 
 
-=== TEST 54: nginx -t: a bad backoff
+=== TEST 55: nginx -t: a bad backoff
 --- config
     c1_model m;
     c1_retry backoff=x;
@@ -1130,7 +1182,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*backoff[^\n]*\bx\b/
 
 
 
-=== TEST 55: nginx -t: a bad timeout
+=== TEST 56: nginx -t: a bad timeout
 --- config
     c1_model m;
     c1_retry timeout=soon;
@@ -1141,7 +1193,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*timeout[^\n]*\bsoon\b/
 
 
 
-=== TEST 56: nginx -t: an unknown parameter
+=== TEST 57: nginx -t: an unknown parameter
 --- config
     c1_model m;
     c1_retry tries=3 retries=4;
@@ -1152,7 +1204,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*retries=4/
 
 
 
-=== TEST 57: nginx -t: off with other parameters
+=== TEST 58: nginx -t: off with other parameters
 --- config
     c1_model m;
     c1_retry off tries=3;
@@ -1163,7 +1215,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*(?:\boff\b|tries=3)/
 
 
 
-=== TEST 58: nginx -t: c1_retry twice in one block
+=== TEST 59: nginx -t: c1_retry twice in one block
 --- config
     c1_model m;
     location = /chat { c1_retry tries=3; c1_retry tries=4; c1_pass /_c1; }
@@ -1173,7 +1225,7 @@ qr/\[emerg\] .*"c1_retry" directive is duplicate/
 
 
 
-=== TEST 59: nginx -t: 5 fallback models
+=== TEST 60: nginx -t: 5 fallback models
 --- config
     c1_model m;
     c1_fallback_model a b c d e;
@@ -1184,7 +1236,7 @@ qr/\[emerg\] (?![^\n]*unknown directive)[^\n]*c1_fallback_model/
 
 
 
-=== TEST 60: 4 fallback models and every parameter at its bounds are accepted
+=== TEST 61: 4 fallback models and every parameter at its bounds are accepted
 --- config
     c1_model m;
     c1_fallback_model a b c d;
