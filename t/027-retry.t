@@ -977,7 +977,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 44: a request refused before any call: $c1_tries is "-"
+=== TEST 44: a request refused before any call: $c1_tries is "-", $c1_fallback is "0" (README: "else 0")
 --- c1
 c1_retry tries=3;
 --- plan: 200
