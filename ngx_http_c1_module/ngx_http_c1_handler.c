@@ -47,8 +47,10 @@ static ngx_uint_t ngx_http_c1_reason(ngx_http_c1_err_e id,
 static ngx_int_t ngx_http_c1_retry(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_http_c1_err_e id, c1_error_t *words,
     ngx_uint_t status);
-static ngx_int_t ngx_http_c1_try_model(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx, ngx_uint_t n, ngx_str_t *model);
+static ngx_int_t ngx_http_c1_fallback_models(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_try_model(ngx_http_c1_ctx_t *ctx, ngx_uint_t n,
+    ngx_str_t *model);
 static void ngx_http_c1_next_try(ngx_event_t *ev);
 static ngx_int_t ngx_http_c1_respond_answer(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
@@ -412,6 +414,10 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     ctx->tries = 1;
     ctx->tries_start = ngx_current_msec;
     ctx->retry_after = -1;
+
+    if (ngx_http_c1_fallback_models(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_http_c1_chat_start(r, ctx, &ctx->body) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -907,9 +913,7 @@ ngx_http_c1_retry(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_c1_try_model(r, ctx, ctx->tries + 1, &model) != NGX_OK) {
-        return NGX_DECLINED;
-    }
+    ngx_http_c1_try_model(ctx, ctx->tries + 1, &model);
 
     ngx_http_c1_error_words(id, words, status, &err);
 
@@ -959,11 +963,13 @@ ngx_http_c1_retry(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 }
 
 
-/* the model of try N: c1_model first, then c1_fallback_model's in turn */
+/*
+ * The models of the tries after the first, evaluated with the request
+ * as the client sent it (before any call touches its variables).
+ */
 
 static ngx_int_t
-ngx_http_c1_try_model(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
-    ngx_uint_t n, ngx_str_t *model)
+ngx_http_c1_fallback_models(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     ngx_uint_t                 i;
     ngx_http_complex_value_t  *cv;
@@ -971,26 +977,50 @@ ngx_http_c1_try_model(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
 
-    ctx->fallback = 0;
+    ctx->nfallbacks = 0;
 
-    if (n < 2 || lcf->fallback == NULL) {
-        return ngx_http_complex_value(r, lcf->model, model);
+    if (lcf->retry.tries == 0 || lcf->fallback == NULL) {
+        return NGX_OK;
     }
 
     cv = lcf->fallback->elts;
-    i = ngx_min(n - 2, lcf->fallback->nelts - 1);
 
-    if (ngx_http_complex_value(r, &cv[i], model) != NGX_OK) {
-        return NGX_ERROR;
+    for (i = 0; i < lcf->fallback->nelts; i++) {
+        if (ngx_http_complex_value(r, &cv[i], &ctx->fallbacks[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
-    if (model->len == 0) {
-        return ngx_http_complex_value(r, lcf->model, model);
-    }
-
-    ctx->fallback = 1;
+    ctx->nfallbacks = lcf->fallback->nelts;
 
     return NGX_OK;
+}
+
+
+/*
+ * The model of try N: c1_model first, then c1_fallback_model's in turn
+ * (the last one repeats); one that came out empty is c1_model.
+ */
+
+static void
+ngx_http_c1_try_model(ngx_http_c1_ctx_t *ctx, ngx_uint_t n,
+    ngx_str_t *model)
+{
+    ngx_str_t  *m;
+
+    ctx->fallback = 0;
+    *model = ctx->body_model;
+
+    if (n < 2 || ctx->nfallbacks == 0) {
+        return;
+    }
+
+    m = &ctx->fallbacks[ngx_min(n - 2, ctx->nfallbacks - 1)];
+
+    if (m->len) {
+        *model = *m;
+        ctx->fallback = 1;
+    }
 }
 
 

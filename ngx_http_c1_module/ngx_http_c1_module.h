@@ -291,6 +291,8 @@ typedef struct {
     ngx_str_t                  body_model;      /* the model it names */
     ngx_str_t                  key;
     ngx_uint_t                 tries;           /* calls made */
+    ngx_str_t                  fallbacks[NGX_HTTP_C1_FALLBACKS_MAX];
+    ngx_uint_t                 nfallbacks;
     ngx_msec_t                 tries_start;     /* when the first began */
     ngx_event_t                pause;           /* before the next one */
     ngx_int_t                  retry_after;     /* C1's, in s; -1: none */

@@ -977,7 +977,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 44: a request refused before any call: $c1_tries is "-", $c1_fallback is "0" (README: "else 0")
+=== TEST 44: a request refused before any call: $c1_tries and $c1_fallback are "-" (README: as $c1_stream, unknown without a call)
 --- c1
 c1_retry tries=3;
 --- plan: 200
@@ -988,7 +988,7 @@ c1_retry tries=3;
 [400, 200]
 --- response_body_like eval
 ['"code":"empty_prompt"',
- '\Acalls=0\n/chat 400 model=m tries=- fallback=0 error=empty_prompt rt=[\d.]+\n\z']
+ '\Acalls=0\n/chat 400 model=m tries=- fallback=- error=empty_prompt rt=[\d.]+\n\z']
 
 
 
@@ -1252,3 +1252,23 @@ POST /chat
 {"prompt": "x"}
 --- response_body chomp
 answer from m
+
+
+
+=== TEST 62: a fallback model from a request header that the internal location uses too: evaluated before the first call
+--- plan: 500,200
+--- upstream: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/plan?p=500,200&fb=$http_x_fallback
+--- c1
+c1_retry tries=2 on=500 backoff=20ms;
+c1_fallback_model $http_x_fallback;
+--- more_headers
+Content-Type: application/json
+X-Fallback: m-var
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "GET /calls"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['\Aanswer from m-var\z',
+ '\Acalls=2\n- 1 m\n- 2 m-var\n/chat 200 model=m-var tries=2 fallback=1 error=- rt=[\d.]+\n\z']
