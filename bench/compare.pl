@@ -266,6 +266,7 @@ sub streams_rss {
 sub callgrind_ir {
     my ($path, $body, $n) = @_;
     my $d = "$C1Bench::Root/cmp-callgrind";
+    my $more = $ENV{C1_BENCH_DIRECTIVES} // '';
     remove_tree($d);
     make_path("$d/logs");
     open my $fh, '>', "$d/nginx.conf" or die $!;
@@ -284,6 +285,7 @@ http {
         c1_api_key sk-bench;
         c1_model c1/bench/model;
         c1_system_prompt "You are a benchmark.";
+        $more
         location = /chat { c1_pass /_c1; }
         location = /_c1 {
             internal;

@@ -16,7 +16,7 @@ use Time::HiRes qw(time sleep);
 our $Top = abs_path(dirname(__FILE__) . '/../..');
 our $Root = "$Top/build/bench";
 our $Nginx = $ENV{NGINX} || '/usr/sbin/nginx';
-our $Module = "$Top/build/ngx_http_c1_module.so";
+our $Module = $ENV{C1_MODULE} || "$Top/build/ngx_http_c1_module.so";
 our $Lua = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
     . "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n";
 
