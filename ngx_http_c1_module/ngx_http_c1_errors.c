@@ -235,9 +235,3 @@ ngx_http_c1_error(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 }
 
-
-ngx_uint_t
-ngx_http_c1_error_outcome(ngx_http_c1_err_e id)
-{
-    return ngx_http_c1_errors[id].outcome;
-}

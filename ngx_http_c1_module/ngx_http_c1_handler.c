@@ -572,7 +572,6 @@ ngx_http_c1_run(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    ngx_int_t           rc;
     ngx_uint_t          status;
     c1_error_t          words;
     ngx_http_c1_err_e   id;
@@ -609,9 +608,7 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                                          ctx->buf, ctx->len);
     }
 
-    rc = ngx_http_c1_fail(r, ctx, id, &words, status);
-
-    return rc;
+    return ngx_http_c1_fail(r, ctx, id, &words, status);
 }
 
 
