@@ -10,6 +10,8 @@
  *   CALL     C1 is called; a stream is relayed as it comes
  *   RESPOND  the call is over: the answer, or the stream's end, or the
  *            error, is decided here and nowhere else; a turn is committed
+ *   PAUSE    (c1_retry) the try failed before the client got anything:
+ *            the next one, a call of its own, starts after a pause
  *   DONE
  *
  * The call's handlers only record what happened; when its subrequest is

@@ -102,7 +102,10 @@ typedef struct {
 } ngx_http_c1_loc_conf_t;
 
 
-/* where a request is; each phase is entered once, in this order */
+/*
+ * where a request is, in this order; CALL and PAUSE repeat, once a try,
+ * while c1_retry tries again
+ */
 typedef enum {
     NGX_HTTP_C1_PHASE_START = 0,               /* routed, nothing read */
     NGX_HTTP_C1_PHASE_BODY,                    /* reading the client body */
