@@ -120,10 +120,6 @@ static ngx_http_c1_error_row_t  ngx_http_c1_errors[NGX_HTTP_C1_ERR_LAST] = {
     ngx_http_c1_upstream(NGX_HTTP_BAD_GATEWAY, "c1_stream_broken",
                          "C1's stream broke off"),
 
-    /* NGX_HTTP_C1_ERR_STREAM_TIMEOUT */
-    ngx_http_c1_upstream(NGX_HTTP_GATEWAY_TIME_OUT, "c1_timeout",
-                         "C1 did not answer in time"),
-
     /* NGX_HTTP_C1_ERR_STREAM_SIZE */
     ngx_http_c1_upstream(NGX_HTTP_BAD_GATEWAY, "stream_limit",
                          "C1's stream ran over c1_stream_max_size"),
@@ -140,10 +136,6 @@ static ngx_http_c1_error_row_t  ngx_http_c1_errors[NGX_HTTP_C1_ERR_LAST] = {
     ngx_http_c1_invalid(NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                         "request_too_large", NULL,
                         "the request body is too large"),
-
-    /* NGX_HTTP_C1_ERR_PAGE_METHOD */
-    ngx_http_c1_invalid(NGX_HTTP_NOT_ALLOWED, "method_not_allowed", NULL,
-                        "this endpoint only takes POST requests"),
 
     /* NGX_HTTP_C1_ERR_PAGE_CLIENT */
     ngx_http_c1_invalid(0, "invalid_request", NULL,

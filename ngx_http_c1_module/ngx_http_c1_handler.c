@@ -650,7 +650,7 @@ ngx_http_c1_judge(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
         if (!ctx->relay_ended) {
             return (call->rc == NGX_HTTP_GATEWAY_TIME_OUT)
-                   ? NGX_HTTP_C1_ERR_STREAM_TIMEOUT
+                   ? NGX_HTTP_C1_ERR_TIMEOUT
                    : NGX_HTTP_C1_ERR_STREAM_BROKEN;
         }
 
@@ -832,7 +832,6 @@ ngx_http_c1_reason(ngx_http_c1_err_e id, ngx_uint_t status)
         return NGX_HTTP_C1_RETRY_ERROR;
 
     case NGX_HTTP_C1_ERR_TIMEOUT:
-    case NGX_HTTP_C1_ERR_STREAM_TIMEOUT:
     case NGX_HTTP_C1_ERR_STREAM_TIME:
         return NGX_HTTP_C1_RETRY_TIMEOUT;
 

@@ -159,12 +159,10 @@ typedef enum {
     NGX_HTTP_C1_ERR_BAD_ANSWER,                /* the reader's own words */
     NGX_HTTP_C1_ERR_STREAM_BAD,                /* the relay's own words */
     NGX_HTTP_C1_ERR_STREAM_BROKEN,
-    NGX_HTTP_C1_ERR_STREAM_TIMEOUT,
     NGX_HTTP_C1_ERR_STREAM_SIZE,
     NGX_HTTP_C1_ERR_STREAM_TIME,
     NGX_HTTP_C1_ERR_STREAM_EMPTY,
     NGX_HTTP_C1_ERR_PAGE_TOO_LARGE,            /* nginx's own pages */
-    NGX_HTTP_C1_ERR_PAGE_METHOD,
     NGX_HTTP_C1_ERR_PAGE_CLIENT,
     NGX_HTTP_C1_ERR_PAGE_SERVER,
     NGX_HTTP_C1_ERR_LAST

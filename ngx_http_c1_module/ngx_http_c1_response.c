@@ -517,7 +517,7 @@ ngx_http_c1_page_header_filter(ngx_http_request_t *r)
         break;
 
     case NGX_HTTP_NOT_ALLOWED:
-        id = NGX_HTTP_C1_ERR_PAGE_METHOD;
+        id = NGX_HTTP_C1_ERR_METHOD;
         break;
 
     default:
