@@ -100,7 +100,6 @@ ngx_http_c1_call_start(ngx_http_c1_call_t *call)
 
     call->sr = sr;
     call->state = NGX_HTTP_C1_CALL_RUNNING;
-    call->start_msec = ngx_current_msec;
 
     sr->method = call->method;
     sr->method_name = call->method_name;

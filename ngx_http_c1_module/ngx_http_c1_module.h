@@ -217,7 +217,6 @@ struct ngx_http_c1_call_s {
     /* what happened */
     ngx_uint_t                 status;          /* of its answer */
     ngx_int_t                  rc;              /* the first error rc */
-    ngx_msec_t                 start_msec;
     ngx_msec_t                 end_msec;
     ngx_chain_t               *held;            /* input not read yet */
 
