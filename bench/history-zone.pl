@@ -246,13 +246,18 @@ if (!$api) {
         }
 
         # nothing was evicted: u0's threads, all of them, page by page
-        my ($count, $path, $pages) = (0, '/api/threads/get?limit=200', 0);
+        my ($count, $path, $pages, %seen) =
+            (0, '/api/threads/get?limit=200', 0);
         while (1) {
             my ($s, undef, $body) = $c->request('GET', $path, undef,
                                                 "X-User: u0\r\n");
             check('walk', $s, 200, $body);
             my $p = $json->decode($body);
-            $count += grep { $mine{$_->{id}} } @{$p->{threads}};
+            for my $t (@{$p->{threads}}) {
+                die "the walk lists $t->{id} twice or not u0's\n"
+                    if !$mine{$t->{id}} || $seen{$t->{id}}++;
+                $count++;
+            }
             last unless defined $p->{nextCursor};
             die "more than 100 pages\n" if ++$pages > 100;
             $path = "/api/threads/get?limit=200&cursor=$p->{nextCursor}";
@@ -278,9 +283,9 @@ push @who, ['new', $new, 0];
 push @who, ['new, c1_history_owner', $new, 1] if $api;
 say_md("### A thread turn's time\n\n");
 if (!$old) {
-    say_md("Old module: skipped, no $oldline "
-           . ($o{old} ? "at $o{old}: this checkout has no commit "
-                        . "$o{'old-commit'} (a shallow clone?)" : 'given')
+    say_md("Old module: skipped, no build of $oldline"
+           . ($o{old} ? " at $o{old}: this checkout has no commit "
+                        . "$o{'old-commit'} (a shallow clone?)" : '')
            . ". Only this module's figures follow.\n\n");
 }
 {
@@ -320,7 +325,8 @@ if (!$old) {
         $done = $i;
         last if time > $end;
     }
-    say_md("$done turns each, alternating between the modules, over $pool "
+    say_md("$done turns" . (@who > 1 ? ' each, alternating between the '
+                                       . 'modules,' : '') . " over $pool "
            . "threads of 10 messages each (max_messages=10: the stored ones "
            . "and the new turn go to C1, $o{'turn-answer'}-byte answers, "
            . "not streamed; C1Chat bodies with prompt and response ids)."
