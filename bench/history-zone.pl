@@ -38,7 +38,7 @@ use lib "$top/bench/lib", "$top/t/lib";
 use C1Bench;
 use C1Mock;
 
-my %o = (sizes => '1000,4000,10000,20000', requests => 3000, turns => 5000,
+my %o = (sizes => '1000,4000,10000,20000', requests => 3000, turns => 10000,
          owners => 4, 'old-commit' => 'the old commit', write => 1,
          'case-seconds' => 20, 'turn-seconds' => 60, 'turn-answer' => 1000);
 GetOptions(\%o, 'old=s', 'old-commit=s', 'sizes=s', 'requests=i', 'turns=i',
@@ -315,6 +315,17 @@ if (!$old) {
     for (1 .. $pool * 6) {
         $turn->($_->[0]) for @who;
         $k++;
+    }
+    # the threads are full: the store is in play
+    for my $w (@who) {
+        my $s = $st{$w->[0]};
+        my ($status, undef, $body) = $s->{c}->request('GET',
+            '/chat?threadId=' . uuid(2, 0), undef,
+            $s->{owner} ? "X-User: u0\r\n" : '');
+        check("thread ($w->[0])", $status, 200, $body);
+        my $m = $json->decode($body);
+        die "$w->[0]: the thread holds " . @$m . " messages, not 10\n"
+            unless @$m == 10;
     }
     my $end = time + $o{'turn-seconds'};
     my $done = 0;
