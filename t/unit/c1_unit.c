@@ -742,17 +742,52 @@ test_sse(void)
 
 #define ID(s)  (const unsigned char *) s, sizeof(s) - 1
 #define TXT(s) (const unsigned char *) s, sizeof(s) - 1
+#define OWN    (const unsigned char *) "", 0
+#define ALICE  (const unsigned char *) "alice", 5
+#define BOB    (const unsigned char *) "bob", 3
+
+
+/* a turn's two messages: ids "q" + n and "a" + n */
+
+static int
+history_turn(c1_history_t *h, c1_thread_t *t, uint64_t tok,
+    const char *q, const unsigned char *a, size_t alen, time_t now)
+{
+    c1_msg_in_t  m[2];
+    static int   n;
+    char         qid[16], aid[16];
+
+    n++;
+    snprintf(qid, sizeof(qid), "q%d", n);
+    snprintf(aid, sizeof(aid), "a%d", n);
+
+    m[0].id = (unsigned char *) qid;
+    m[0].id_len = strlen(qid);
+    m[0].role = C1_ROLE_USER;
+    m[0].content = (const unsigned char *) q;
+    m[0].len = strlen(q);
+    m[1].id = (unsigned char *) aid;
+    m[1].id_len = strlen(aid);
+    m[1].role = C1_ROLE_ASSISTANT;
+    m[1].content = a;
+    m[1].len = alen;
+
+    return c1_history_commit(h, t, tok, m, 2, 0, TXT("title"), now,
+                             (uint64_t) now * 1000);
+}
 
 
 static void
 test_history(void)
 {
-    int                   rc;
-    uint64_t              tok, tok2;
+    int                   rc, more;
+    size_t                n, i;
+    uint64_t              tok, tok2, seq;
     c1_mem_t              mem;
+    c1_msg_in_t           in[3];
     static unsigned char  big[8192];
     c1_msg_t      *m;
-    c1_thread_t   *t, *t2;
+    c1_thread_t   *t, *t2, *page[8];
     c1_history_t   h;
     c1_holder_t    me, other;
 
@@ -774,79 +809,210 @@ test_history(void)
        && !c1_thread_id_valid(ID("a b")) && !c1_thread_id_valid(ID("\x7f")),
        "history: thread ids are 1-128 printable ASCII");
 
-    rc = c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
+    rc = c1_history_begin(&h, OWN, ID("t-1"), 1000, &me, &t, &tok);
     ok(rc == C1_HISTORY_OK && t->nmsgs == 0, "history: a turn begins");
 
-    ok(c1_history_begin(&h, ID("t-1"), 1001, &me, &t2, &tok2) == C1_HISTORY_BUSY,
+    ok(c1_history_begin(&h, OWN, ID("t-1"), 1001, &me, &t2, &tok2)
+       == C1_HISTORY_BUSY,
        "history: a second turn on the same thread is refused");
 
+    n = c1_history_list(&h, OWN, 0, 10, page, &more);
+    ok(n == 0, "history: a thread whose first turn runs is not listed");
+
     c1_history_end(&h, t, tok);
-    ok(c1_history_find(&h, ID("t-1")) == NULL && h.threads == 0,
+    ok(c1_history_find(&h, OWN, ID("t-1")) == NULL && h.threads == 0,
        "history: a failed first turn leaves no thread");
 
-    c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
-    ok(c1_history_commit(&h, t, tok, TXT("q1"), TXT("a1"), 1000)
-       == C1_HISTORY_OK && t->nmsgs == 2, "history: a turn is kept");
+    c1_history_begin(&h, OWN, ID("t-1"), 1000, &me, &t, &tok);
+    ok(history_turn(&h, t, tok, "q1", TXT("a1"), 1000) == C1_HISTORY_OK
+       && t->nmsgs == 2 && t->seq != 0 && t->title_len == 5,
+       "history: a turn is kept, the thread listed with the title given");
     c1_history_end(&h, t, tok);
 
-    c1_history_begin(&h, ID("t-1"), 1001, &me, &t, &tok);
+    c1_history_begin(&h, OWN, ID("t-1"), 1001, &me, &t, &tok);
     c1_history_end(&h, t, tok);
-    ok(c1_history_find(&h, ID("t-1")) == t && t->nmsgs == 2,
+    ok(c1_history_find(&h, OWN, ID("t-1")) == t && t->nmsgs == 2,
        "history: a failed turn leaves the thread as it was");
 
-    c1_history_begin(&h, ID("t-1"), 1002, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q2"), TXT("a2"), 1002);
+    c1_history_begin(&h, OWN, ID("t-1"), 1002, &me, &t, &tok);
+    history_turn(&h, t, tok, "q2", TXT("a2"), 1002);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("t-1"), 1003, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q3"), TXT("a3"), 1003);
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    history_turn(&h, t, tok, "q3", TXT("a3"), 1003);
     c1_history_end(&h, t, tok);
 
     m = t->first;
-    ok(t->nmsgs == 4 && m->len == 2 && memcmp(m->data, "q2", 2) == 0
+    ok(t->nmsgs == 4 && m->len == 2
+       && memcmp(c1_msg_content(m), "q2", 2) == 0
        && m->next->role == C1_ROLE_ASSISTANT,
        "history: max_messages keeps the newest, oldest dropped first");
 
-    ok(c1_history_commit(&h, t, tok, TXT("x"), TXT("y"), 1003)
-       == C1_HISTORY_NONE, "history: no commit once the turn is over");
+    ok(history_turn(&h, t, tok, "x", TXT("y"), 1003) == C1_HISTORY_NONE,
+       "history: no commit once the turn is over");
 
-    /* a stream with events and no content: an empty answer, kept */
+    /* ids: one already stored is not stored again */
 
-    c1_history_begin(&h, ID("empty"), 1004, &me, &t2, &tok2);
-    ok(c1_history_commit(&h, t2, tok2, TXT("q"), NULL, 0, 1004)
-       == C1_HISTORY_OK && t2->last->len == 0,
-       "history: an empty answer is kept");
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    in[0].id = c1_msg_id(t->last->next ? t->last : t->last);
+    in[0].id_len = t->last->id_len;
+    in[0].role = C1_ROLE_ASSISTANT;
+    in[0].content = (unsigned char *) "dup";
+    in[0].len = 3;
+    in[1].id = (unsigned char *) "new";
+    in[1].id_len = 3;
+    in[1].role = C1_ROLE_ASSISTANT;
+    in[1].content = (unsigned char *) "fresh";
+    in[1].len = 5;
+    in[2] = in[1];
+    rc = c1_history_commit(&h, t, tok, in, 3, 0, NULL, 0, 1003, 1003000);
+    ok(rc == C1_HISTORY_OK && t->last->len == 5
+       && memcmp(c1_msg_id(t->last), "new", 3) == 0
+       && t->nmsgs == 4,
+       "history: a message id already stored, or twice in a turn, is "
+       "stored once");
+    c1_history_end(&h, t, tok);
+
+    /* owners: the same id under two owners is two threads */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1004, &me, &t2, &tok2);
+    ok(t2 != t && c1_history_find(&h, ALICE, ID("t-1")) == t2
+       && c1_history_find(&h, BOB, ID("t-1")) == NULL,
+       "history: a thread is its owner's");
+    history_turn(&h, t2, tok2, "alice's", TXT("a"), 1004);
     c1_history_end(&h, t2, tok2);
-    c1_history_delete(&h, ID("empty"));
+
+    n = c1_history_list(&h, BOB, 0, 10, page, &more);
+    ok(n == 0 && !more, "history: another owner lists none of them");
+    n = c1_history_list(&h, ALICE, 0, 10, page, &more);
+    ok(n == 1 && page[0] == t2, "history: an owner lists its own");
+
+    /* the index: most recently updated first, pages by cursor */
+
+    for (i = 0; i < 5; i++) {
+        unsigned char  id[8];
+
+        snprintf((char *) id, sizeof(id), "p%zu", i);
+        ok(c1_history_create(&h, ALICE, id, 2, TXT("made"), 1005,
+                             1005000 + i, &t) == C1_HISTORY_OK,
+           "history: created");
+    }
+
+    ok(c1_history_create(&h, ALICE, ID("p0"), TXT("again"), 1005, 1005100,
+                         &t) == C1_HISTORY_EXISTS,
+       "history: create refuses an id taken");
+
+    n = c1_history_list(&h, ALICE, 0, 2, page, &more);
+    ok(n == 2 && more && page[0]->id[1] == '4' && page[1]->id[1] == '3',
+       "history: newest first, a page and more");
+    seq = page[1]->seq;
+
+    /* a thread made meanwhile goes first, and not into the next page */
+
+    c1_history_create(&h, ALICE, ID("p9"), TXT("later"), 1006, 1006000, &t);
+
+    n = c1_history_list(&h, ALICE, seq, 2, page, &more);
+    ok(n == 2 && more && page[0]->id[1] == '2' && page[1]->id[1] == '1',
+       "history: the next page goes on after the cursor");
+    seq = page[1]->seq;
+
+    /* the cursor's thread updated: the page starts after its old place */
+
+    t = c1_history_find(&h, ALICE, ID("p1"));
+    ok(c1_history_rename(&h, t, TXT("renamed"), 1007, 1007000)
+       == C1_HISTORY_OK && t->title_len == 7 && t->updated == 1007000,
+       "history: rename");
+
+    n = c1_history_list(&h, ALICE, seq, 10, page, &more);
+    ok(n == 2 && !more && page[0]->id[1] == '0' && page[1] == t2,
+       "history: a moved cursor thread: the page goes on where it was");
+
+    n = c1_history_list(&h, ALICE, 0, 1, page, &more);
+    ok(n == 1 && page[0] == t, "history: the renamed thread is first");
+
+    /* a message replaced keeps its place, id and time */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1008, &me, &t2, &tok2);
+    memcpy(big, c1_msg_id(t2->last), t2->last->id_len);
+    in[0].id = big;
+    in[0].id_len = t2->last->id_len;
+    in[0].role = C1_ROLE_ASSISTANT;
+    in[0].content = (unsigned char *) "with <context>{}</context>";
+    in[0].len = 26;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_BUSY, "history: no replace while a turn runs");
+    c1_history_end(&h, t2, tok2);
+
+    seq = t2->last->time;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_OK && t2->last == m && m->len == 26
+       && m->time == seq && t2->nmsgs == 2,
+       "history: a message's content replaced");
+
+    in[0].role = C1_ROLE_USER;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_ROLE, "history: replace checks the role");
+    in[0].id = (unsigned char *) "none";
+    in[0].id_len = 4;
+    in[0].role = 0;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_NONE, "history: replace of an unknown message");
+
+    /* replace: the turn's messages become the thread's */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1009, &me, &t2, &tok2);
+    in[0].id = (unsigned char *) "u1";
+    in[0].id_len = 2;
+    in[0].role = C1_ROLE_USER;
+    in[0].content = (unsigned char *) "one";
+    in[0].len = 3;
+    ok(c1_history_commit(&h, t2, tok2, in, 1, 1, NULL, 0, 1009, 1009000)
+       == C1_HISTORY_OK && t2->nmsgs == 1 && t2->first->len == 3,
+       "history: a replacing commit");
+    c1_history_end(&h, t2, tok2);
+
+    ok(c1_history_delete(&h, t2) == C1_HISTORY_OK
+       && c1_history_find(&h, ALICE, ID("t-1")) == NULL,
+       "history: delete");
+
+    while (h.lru.next != &h.lru) {
+        c1_history_delete(&h, h.lru.next);
+    }
+
+    ok(h.threads == 0 && h.owners[0] == NULL, "history: owners go too");
 
     /* a turn holds its thread however long it runs */
 
-    c1_history_begin(&h, ID("t-2"), 2000, &me, &t2, &tok2);
-    ok(c1_history_begin(&h, ID("t-2"), 2000 + 86400 * 365, &other, &t,
+    c1_history_begin(&h, OWN, ID("t-2"), 2000, &me, &t2, &tok2);
+    ok(c1_history_begin(&h, OWN, ID("t-2"), 2000 + 86400 * 365, &other, &t,
                         &tok) == C1_HISTORY_BUSY
-       && c1_history_delete(&h, ID("t-2"))
-          == C1_HISTORY_BUSY,
+       && c1_history_delete(&h, t2) == C1_HISTORY_BUSY,
        "history: a long turn keeps its lock, whatever time has passed");
 
     /* a turn whose process died (or whose pid went to another) gives way */
 
     c1_mem_dead = me;
-    ok(c1_history_begin(&h, ID("t-2"), 2001, &other, &t, &tok)
+    ok(c1_history_begin(&h, OWN, ID("t-2"), 2001, &other, &t, &tok)
        == C1_HISTORY_OK && t == t2 && tok != tok2,
        "history: a dead holder's turn gives way");
     c1_mem_dead.pid = 0;
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_find(&h, ID("t-2")) == t2 && c1_history_busy(t2),
+    ok(c1_history_find(&h, OWN, ID("t-2")) == t2 && c1_history_busy(t2),
        "history: the dead turn's end does not touch the new one");
     c1_history_end(&h, t2, tok);
-    ok(c1_history_find(&h, ID("t-2")) == NULL,
+    ok(c1_history_find(&h, OWN, ID("t-2")) == NULL,
        "history: the new turn ends it (an empty thread goes)");
 
-    /* expiry: t-1 was last used at 1003 */
+    /* expiry */
+
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    history_turn(&h, t, tok, "q", TXT("a"), 1003);
+    c1_history_end(&h, t, tok);
 
     c1_history_expire(&h, 1003 + 99, 10);
-    ok(c1_history_find(&h, ID("t-1")) != NULL, "history: not yet expired");
+    ok(c1_history_find(&h, OWN, ID("t-1")) != NULL,
+       "history: not yet expired");
     c1_history_expire(&h, 1003 + 100, 10);
-    ok(c1_history_find(&h, ID("t-1")) == NULL && h.expired == 1
+    ok(c1_history_find(&h, OWN, ID("t-1")) == NULL && h.expired == 1
        && h.messages == 0 && h.bytes == 0,
        "history: expired after inactive");
 
@@ -854,45 +1020,51 @@ test_history(void)
 
     mem.limit = mem.used + 3 * (sizeof(c1_thread_t) + 1200);
 
-    c1_history_begin(&h, ID("a"), 3000, &me, &t, &tok);
+    c1_history_begin(&h, OWN, ID("a"), 3000, &me, &t, &tok);
     memset(big, 'a', sizeof(big));
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 500, 3000);
+    rc = history_turn(&h, t, tok, "q", big, 500, 3000);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("b"), 3001, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q"), TXT("b"), 3001);
+    c1_history_begin(&h, OWN, ID("b"), 3001, &me, &t, &tok);
+    history_turn(&h, t, tok, "q", TXT("b"), 3001);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("busy"), 3001, &me, &t2, &tok2);
+    c1_history_begin(&h, OWN, ID("busy"), 3001, &me, &t2, &tok2);
 
-    c1_history_begin(&h, ID("c"), 3002, &me, &t, &tok);
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 3000, 3002);
+    c1_history_begin(&h, OWN, ID("c"), 3002, &me, &t, &tok);
+    rc = history_turn(&h, t, tok, "q", big, 3000, 3002);
     c1_history_end(&h, t, tok);
 
     ok(rc == C1_HISTORY_OK && h.evicted >= 1
-       && c1_history_find(&h, ID("a")) == NULL
-       && c1_history_find(&h, ID("busy")) == t2,
+       && c1_history_find(&h, OWN, ID("a")) == NULL
+       && c1_history_find(&h, OWN, ID("busy")) == t2,
        "history: a full zone evicts the least recently used, not busy ones");
 
-    c1_history_begin(&h, ID("d"), 3003, &me, &t, &tok);
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, sizeof(big), 3003);
+    n = c1_history_list(&h, OWN, 0, 8, page, &more);
+    for (i = 0; i < n; i++) {
+        if (page[i]->id[0] == 'a' && page[i]->id_len == 1) {
+            break;
+        }
+    }
+    ok(i == n, "history: an evicted thread is not listed");
+
+    c1_history_begin(&h, OWN, ID("d"), 3003, &me, &t, &tok);
+    rc = history_turn(&h, t, tok, "q", big, sizeof(big), 3003);
     c1_history_end(&h, t, tok);
     ok(rc == C1_HISTORY_NOMEM && h.dropped == 1
-       && c1_history_find(&h, ID("d")) == NULL
-       && c1_history_find(&h, ID("c")) != NULL,
+       && c1_history_find(&h, OWN, ID("d")) == NULL
+       && c1_history_find(&h, OWN, ID("c")) != NULL,
        "history: a turn too large for the zone is dropped, evicting none");
 
-    ok(c1_history_delete(&h, ID("busy")) == C1_HISTORY_BUSY,
+    ok(c1_history_delete(&h, t2) == C1_HISTORY_BUSY,
        "history: a busy thread is not deleted");
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_delete(&h, ID("c")) == C1_HISTORY_OK
-       && c1_history_delete(&h, ID("c")) == C1_HISTORY_NONE,
-       "history: delete");
 
     while (h.lru.next != &h.lru) {
-        t = h.lru.next;
-        c1_history_delete(&h, (unsigned char *) t->id, t->id_len);
+        c1_history_delete(&h, h.lru.next);
     }
 
     c1_history_mem_free(&mem, h.buckets);
+    c1_history_mem_free(&mem, h.seqs);
+    c1_history_mem_free(&mem, h.owners);
     ok(mem.used == 0, "history: all memory given back");
 }
 
