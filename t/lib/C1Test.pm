@@ -25,4 +25,10 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
     }
 });
 
+
+# a thread's messages with ids made by the module (see C1Mock)
+our $Uuid = $C1Mock::Uuid;
+
+sub with_ids { C1Mock::with_ids(@_) }
+
 1;
