@@ -156,15 +156,17 @@ if (!$api) {
            . "The zone is filled through POST /api/threads/create (a first "
            . "message giving the title), owners taken in turn; then page 1 "
            . "(`GET /api/threads/get`, limit 50) and page 2 (its "
-           . "`nextCursor`) of owner u0 are read alternately, "
+           . "`nextCursor`) and a page of limit=10 of owner u0 are read "
+           . "alternately, "
            . "$o{requests} times each (at most $o{'case-seconds'} s a "
            . "case). Create p50 is that of the creates which filled the zone "
            . "to this size.\n\n"
            . "| Threads in the zone | Owners | u0's threads | Create p50 (ms) "
            . "| Page 1 threads | p50 (ms) | p99 (ms) | Page 2 threads "
-           . "| p50 (ms) | p99 (ms) |\n"
-           . "|---|---|---|---|---|---|---|---|---|---|\n");
-    my %first;
+           . "| p50 (ms) | p99 (ms) | limit=10 threads | p50 (ms) "
+           . "| p99 (ms) |\n"
+           . "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    my (%first, %ten);
     for my $owners (1, $o{owners}) {
         my $c = edge('hist-list', $new, $port{list}, zone => '64m',
                      max => 100, alen => 10, owner => 1, threads => 1);
@@ -189,6 +191,7 @@ if (!$api) {
             }
             my ($cp50) = p50_p99(@lat);
             my $have = keys %mine;
+            my (@l1, @l2, @l3);
 
             # what u0 lists: page 1, then page 2 by its cursor
             my ($s, undef, $body) = $c->request('GET', '/api/threads/get',
@@ -204,7 +207,7 @@ if (!$api) {
             die "a nextCursor with $have threads\n"
                 if ($have > 50) != defined $cursor;
             my ($n2, @pages) = ('N/A',
-                                ['/api/threads/get', \my @l1, length $body]);
+                                ['/api/threads/get', \@l1, length $body]);
             if (defined $cursor) {
                 die "cursor $cursor\n" unless $cursor =~ /^[0-9a-zA-Z_-]+$/;
                 my $path = "/api/threads/get?cursor=$cursor";
@@ -220,8 +223,21 @@ if (!$api) {
                 die "page 2 lists a thread not u0's or one of page 1\n"
                     if grep { !$mine{$_->{id}} || $on1{$_->{id}} }
                        @{$p2->{threads}};
-                push @pages, [$path, \my @l2, length $body];
+                push @pages, [$path, \@l2, length $body];
             }
+
+            # limit=10: the first ten of page 1
+            ($s, undef, $body) = $c->request('GET', '/api/threads/get?limit=10',
+                                             undef, "X-User: u0\r\n");
+            check('limit=10', $s, 200, $body);
+            my $p3 = $json->decode($body);
+            my $n3 = @{$p3->{threads}};
+            die "limit=10 is not page 1's first ten\n"
+                unless join(' ', map { $_->{id} } @{$p3->{threads}})
+                    eq join(' ', map { $_->{id} }
+                                 @{$p1->{threads}}[0 .. $n3 - 1])
+                    && $n3 == ($have < 10 ? $have : 10);
+            push @pages, ['/api/threads/get?limit=10', \@l3, length $body];
 
             my $end = time + $o{'case-seconds'};
             for my $i (1 .. $o{requests}) {
@@ -238,11 +254,13 @@ if (!$api) {
             }
 
             my @r1 = p50_p99(@l1);
-            my @r2 = @pages > 1 ? p50_p99(@{$pages[1][1]}) : ('N/A', 'N/A');
+            my @r2 = @pages > 2 ? p50_p99(@l2) : ('N/A', 'N/A');
+            my @r3 = p50_p99(@l3);
             $first{$owners}{$target} = $r1[0];
-            say_md(sprintf "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %s |\n",
-                   commas($target), $owners, commas($have), $cp50, $n1, @r1,
-                   $n2, @r2);
+            $ten{$owners}{$target} = $r3[0];
+            say_md(sprintf "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %s "
+                   . "| %d | %s | %s |\n", commas($target), $owners,
+                   commas($have), $cp50, $n1, @r1, $n2, @r2, $n3, @r3);
         }
 
         # nothing was evicted: u0's threads, all of them, page by page
@@ -266,13 +284,15 @@ if (!$api) {
             unless $count == keys %mine;
         C1Bench::stop('hist-list');
     }
-    say_md("\nPage 1's p50 at 10,000 threads over its p50 at 1,000 and at 10: "
-           . join('; ', map {
-                 sprintf '%d owner%s: %.2fx, %.2fx', $_, $_ > 1 ? 's' : '',
-                     $first{$_}{10000} / $first{$_}{1000},
-                     $first{$_}{10000} / $first{$_}{10}
-             } 1, $o{owners})
-           . " (at 10 threads page 1 holds fewer than 50).\n\n");
+    say_md(sprintf "\nA page of 10 threads, one owner: p50 %s ms with 10 "
+           . "threads in the zone, %s ms with 10,000 (%.2fx). A page of 50: "
+           . "p50 at 10,000 threads over p50 at 1,000: %.2fx (one owner), "
+           . "%.2fx (%d owners). At 10 threads page 1 holds only 10 (one "
+           . "owner) or %d (%d owners).\n\n",
+           $ten{1}{10}, $ten{1}{10000}, $ten{1}{10000} / $ten{1}{10},
+           $first{1}{10000} / $first{1}{1000},
+           $first{$o{owners}}{10000} / $first{$o{owners}}{1000}, $o{owners},
+           int((10 + $o{owners} - 1) / $o{owners}), $o{owners});
 }
 
 # 2. a turn's time, old and new alternating
@@ -402,6 +422,10 @@ if ($old) {
                commas(int(1048576 / $b + 0.5)),
                int(1048576 / $b + 0.5) - int(1048576 / $a + 0.5));
     }
+    say_md("\nnginx's slab allocator rounds each allocation up to a power of "
+           . "two up to 2 KB (whole 4 KB pages above): a few bytes of header "
+           . "and id more can move a message into the next size, so the "
+           . "metadata's cost depends on where an answer's size falls.\n");
 } else {
     say_md("| Answer size | One-turn threads in 1 MB | Bytes per turn |\n"
            . "|---|---|---|\n");
