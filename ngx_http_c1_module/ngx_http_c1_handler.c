@@ -317,6 +317,10 @@ ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op)
     }
 
     ngx_http_c1_turn_next(r, ctx, ngx_http_c1_turn_call(r, ctx));
+
+    /* the call's subrequest, posted: run it now */
+
+    ngx_http_run_posted_requests(r->connection);
 }
 
 
