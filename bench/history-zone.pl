@@ -103,12 +103,10 @@ $C1Mock::MockLocations
 _EOC_
 
 # an edge: the module MODULE, a ZONE, chat on /chat (the mock answering
-# ALEN bytes), /metrics, and with the thread API /api/threads/
+# ALEN bytes), /metrics; owner: c1_history_owner $http_x_user
 sub edge {
     my ($name, $module, $port, %a) = @_;
     my $owner = $a{owner} ? 'c1_history_owner $http_x_user;' : '';
-    my $threads = $a{threads}
-        ? 'location /api/threads/ { c1_threads threads; }' : '';
     C1Bench::server($name, "load_module $module;\n", <<"_EOC_", 1);
     c1_history_zone zone=threads:$a{zone} max_messages=$a{max} inactive=1h;
     upstream c1mock { server 127.0.0.1:$port{mock}; keepalive 8; }
@@ -126,7 +124,6 @@ sub edge {
             proxy_set_header Connection "";
         }
         location = /metrics { c1_metrics; }
-        $threads
     }
 _EOC_
     return C1Bench::client($port);
@@ -148,151 +145,176 @@ say_md("Made by `make bench-history` (bench/history-zone.pl) on "
        . "one keep-alive connection, timed by the Perl client (its own "
        . "overhead included, the same in every case).\n\n");
 
-# 1. listing
+# 1. listing: six cases side by side (a zone each, one nginx), their
+# requests interleaved, so that a change of load falls on all of them
 if (!$api) {
     say_md("Listing: skipped, $new has no thread API (c1_threads).\n\n");
 } else {
+    my @cases;
+    for my $owners (1, $o{owners}) {
+        for my $size (10, 1000, 10000) {
+            push @cases, { owners => $owners, size => $size,
+                           name => "z${owners}_$size",
+                           zone => $size > 1000 ? '64m' : '8m' };
+        }
+    }
+    my $zones = join '', map {
+        "    c1_history_zone zone=$_->{name}:$_->{zone} inactive=1h;\n"
+    } @cases;
+    my $locs = join '', map {
+        "        location /$_->{name}/api/threads/ { c1_threads $_->{name}; }\n"
+    } @cases;
+    C1Bench::server('hist-list', "load_module $new;\n", <<"_EOC_", 1);
+$zones
+    server {
+        listen 127.0.0.1:$port{list} backlog=4096;
+        keepalive_requests 1000000;
+        c1_history_owner \$http_x_user;
+$locs
+    }
+_EOC_
+    my $c = C1Bench::client($port{list});
+    my $h0 = "X-User: u0\r\n";
+
     say_md("### Listing one owner's threads (GET /api/threads/get)\n\n"
-           . "The zone is filled through POST /api/threads/create (a first "
-           . "message giving the title), owners taken in turn; then page 1 "
-           . "(`GET /api/threads/get`, limit 50) and page 2 (its "
-           . "`nextCursor`) and a page of limit=10 of owner u0 are read "
-           . "alternately, "
-           . "$o{requests} times each (at most $o{'case-seconds'} s a "
-           . "case). Create p50 is that of the creates which filled the zone "
-           . "to this size.\n\n"
+           . "Six zones side by side in one nginx, each filled through POST "
+           . "/api/threads/create (a first message giving the title) with "
+           . "10, 1,000 or 10,000 threads of one owner or of $o{owners} "
+           . "owners taken in turn. Then, of owner u0 in each zone: page 1 "
+           . "(`GET /api/threads/get`, limit 50), page 2 (page 1's "
+           . "`nextCursor`) and a page of limit=10, read in turn, every "
+           . "case's in every round, $o{requests} rounds (at most "
+           . "$o{'case-seconds'} s). Create p50: the creates that filled "
+           . "the zone.\n\n"
            . "| Threads in the zone | Owners | u0's threads | Create p50 (ms) "
            . "| Page 1 threads | p50 (ms) | p99 (ms) | Page 2 threads "
            . "| p50 (ms) | p99 (ms) | limit=10 threads | p50 (ms) "
            . "| p99 (ms) |\n"
            . "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    my (%first, %ten);
-    for my $owners (1, $o{owners}) {
-        my $c = edge('hist-list', $new, $port{list}, zone => '64m',
-                     max => 100, alen => 10, owner => 1, threads => 1);
+
+    my @pages;    # [case, path, latencies, answer length]
+    for my $k (@cases) {
+        my $api_path = "/$k->{name}/api/threads";
         my (%mine, @lat);
-        my $n = 0;
-        for my $target (10, 1000, 10000) {
-            @lat = ();
-            while ($n < $target) {
-                my $u = 'u' . ($n % $owners);
-                my $b = '{"messages":[{"role":"user","content":"Thread '
-                    . "$n of $u: $prompt" . '"}]}';
-                my $t0 = time;
-                my ($s, undef, $body) = $c->request('POST',
-                    '/api/threads/create', $b, "X-User: $u\r\n");
-                push @lat, time - $t0;
-                check('create', $s, 201, $body);
-                if ($u eq 'u0') {
-                    my $t = $json->decode($body);
-                    $mine{$t->{id}} = 1;
-                }
-                $n++;
-            }
-            my ($cp50) = p50_p99(@lat);
-            my $have = keys %mine;
-            my (@l1, @l2, @l3);
+        for my $n (0 .. $k->{size} - 1) {
+            my $u = 'u' . ($n % $k->{owners});
+            my $b = '{"messages":[{"role":"user","content":"Thread '
+                . "$n of $u: $prompt" . '"}]}';
+            my $t0 = time;
+            my ($s, undef, $body) = $c->request('POST', "$api_path/create",
+                                                $b, "X-User: $u\r\n");
+            push @lat, time - $t0;
+            check('create', $s, 201, $body);
+            $mine{$json->decode($body)->{id}} = 1 if $u eq 'u0';
+        }
+        ($k->{create}) = p50_p99(@lat);
+        my $have = $k->{have} = keys %mine;
+        $k->{mine} = \%mine;
 
-            # what u0 lists: page 1, then page 2 by its cursor
-            my ($s, undef, $body) = $c->request('GET', '/api/threads/get',
-                                                undef, "X-User: u0\r\n");
-            check('list', $s, 200, $body);
-            my $p1 = $json->decode($body);
-            my $n1 = @{$p1->{threads}};
-            my $want1 = $have < 50 ? $have : 50;
-            die "page 1 has $n1 threads, u0 has $have\n" unless $n1 == $want1;
-            die "page 1 lists a thread not u0's\n"
-                if grep { !$mine{$_->{id}} } @{$p1->{threads}};
-            my $cursor = $p1->{nextCursor};
-            die "a nextCursor with $have threads\n"
-                if ($have > 50) != defined $cursor;
-            my ($n2, @pages) = ('N/A',
-                                ['/api/threads/get', \@l1, length $body]);
-            if (defined $cursor) {
-                die "cursor $cursor\n" unless $cursor =~ /^[0-9a-zA-Z_-]+$/;
-                my $path = "/api/threads/get?cursor=$cursor";
-                ($s, undef, $body) = $c->request('GET', $path, undef,
-                                                 "X-User: u0\r\n");
-                check('page 2', $s, 200, $body);
-                my $p2 = $json->decode($body);
-                my %on1 = map { $_->{id} => 1 } @{$p1->{threads}};
-                $n2 = @{$p2->{threads}};
-                my $want2 = $have - 50 < 50 ? $have - 50 : 50;
-                die "page 2 has $n2 threads, u0 has $have\n"
-                    unless $n2 == $want2;
-                die "page 2 lists a thread not u0's or one of page 1\n"
-                    if grep { !$mine{$_->{id}} || $on1{$_->{id}} }
-                       @{$p2->{threads}};
-                push @pages, [$path, \@l2, length $body];
-            }
+        # what u0 lists: page 1, page 2 by its cursor, limit=10
+        my ($s, undef, $body) = $c->request('GET', "$api_path/get", undef,
+                                            $h0);
+        check('list', $s, 200, $body);
+        my $p1 = $json->decode($body);
+        my $n1 = $k->{n1} = @{$p1->{threads}};
+        die "$k->{name}: page 1 has $n1 threads, u0 has $have\n"
+            unless $n1 == ($have < 50 ? $have : 50);
+        die "$k->{name}: page 1 lists a thread not u0's\n"
+            if grep { !$mine{$_->{id}} } @{$p1->{threads}};
+        my $cursor = $p1->{nextCursor};
+        die "$k->{name}: nextCursor with $have threads\n"
+            if ($have > 50) != defined $cursor;
+        push @pages, [$k, "$api_path/get", $k->{l1} = [], length $body];
 
-            # limit=10: the first ten of page 1
-            ($s, undef, $body) = $c->request('GET', '/api/threads/get?limit=10',
-                                             undef, "X-User: u0\r\n");
-            check('limit=10', $s, 200, $body);
-            my $p3 = $json->decode($body);
-            my $n3 = @{$p3->{threads}};
-            die "limit=10 is not page 1's first ten\n"
-                unless join(' ', map { $_->{id} } @{$p3->{threads}})
-                    eq join(' ', map { $_->{id} }
-                                 @{$p1->{threads}}[0 .. $n3 - 1])
-                    && $n3 == ($have < 10 ? $have : 10);
-            push @pages, ['/api/threads/get?limit=10', \@l3, length $body];
-
-            my $end = time + $o{'case-seconds'};
-            for my $i (1 .. $o{requests}) {
-                for my $p (@pages) {
-                    my $t0 = time;
-                    ($s, undef, $body) = $c->request('GET', $p->[0], undef,
-                                                     "X-User: u0\r\n");
-                    push @{$p->[1]}, time - $t0;
-                    check('list', $s, 200, $body);
-                    die "$p->[0]: the listing changed\n"
-                        unless length $body == $p->[2];
-                }
-                last if time > $end;
-            }
-
-            my @r1 = p50_p99(@l1);
-            my @r2 = @pages > 2 ? p50_p99(@l2) : ('N/A', 'N/A');
-            my @r3 = p50_p99(@l3);
-            $first{$owners}{$target} = $r1[0];
-            $ten{$owners}{$target} = $r3[0];
-            say_md(sprintf "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %s "
-                   . "| %d | %s | %s |\n", commas($target), $owners,
-                   commas($have), $cp50, $n1, @r1, $n2, @r2, $n3, @r3);
+        $k->{n2} = 'N/A';
+        if (defined $cursor) {
+            die "cursor $cursor\n" unless $cursor =~ /^[0-9a-zA-Z_-]+$/;
+            my $path = "$api_path/get?cursor=$cursor";
+            ($s, undef, $body) = $c->request('GET', $path, undef, $h0);
+            check('page 2', $s, 200, $body);
+            my $p2 = $json->decode($body);
+            my %on1 = map { $_->{id} => 1 } @{$p1->{threads}};
+            my $n2 = $k->{n2} = @{$p2->{threads}};
+            die "$k->{name}: page 2 has $n2 threads, u0 has $have\n"
+                unless $n2 == ($have - 50 < 50 ? $have - 50 : 50);
+            die "$k->{name}: page 2 lists a thread not u0's or of page 1\n"
+                if grep { !$mine{$_->{id}} || $on1{$_->{id}} }
+                   @{$p2->{threads}};
+            push @pages, [$k, $path, $k->{l2} = [], length $body];
         }
 
+        ($s, undef, $body) = $c->request('GET', "$api_path/get?limit=10",
+                                         undef, $h0);
+        check('limit=10', $s, 200, $body);
+        my $p3 = $json->decode($body);
+        my $n3 = $k->{n3} = @{$p3->{threads}};
+        die "$k->{name}: limit=10 is not page 1's first ten\n"
+            unless $n3 == ($have < 10 ? $have : 10)
+                && join(' ', map { $_->{id} } @{$p3->{threads}})
+                   eq join(' ', map { $_->{id} }
+                                @{$p1->{threads}}[0 .. $n3 - 1]);
+        push @pages, [$k, "$api_path/get?limit=10", $k->{l3} = [],
+                      length $body];
+    }
+
+    my $end = time + $o{'case-seconds'};
+    for my $i (1 .. $o{requests}) {
+        for my $p (@pages) {
+            my $t0 = time;
+            my ($s, undef, $body) = $c->request('GET', $p->[1], undef, $h0);
+            push @{$p->[2]}, time - $t0;
+            check('list', $s, 200, $body);
+            die "$p->[1]: the listing changed\n"
+                unless length $body == $p->[3];
+        }
+        last if time > $end;
+    }
+
+    for my $k (@cases) {
         # nothing was evicted: u0's threads, all of them, page by page
-        my ($count, $path, $pages, %seen) =
-            (0, '/api/threads/get?limit=200', 0);
+        my ($count, $pages, %seen) = (0, 0);
+        my $path = "/$k->{name}/api/threads/get?limit=200";
         while (1) {
-            my ($s, undef, $body) = $c->request('GET', $path, undef,
-                                                "X-User: u0\r\n");
+            my ($s, undef, $body) = $c->request('GET', $path, undef, $h0);
             check('walk', $s, 200, $body);
             my $p = $json->decode($body);
             for my $t (@{$p->{threads}}) {
-                die "the walk lists $t->{id} twice or not u0's\n"
-                    if !$mine{$t->{id}} || $seen{$t->{id}}++;
+                die "$k->{name}: the walk lists $t->{id} twice or not u0's\n"
+                    if !$k->{mine}{$t->{id}} || $seen{$t->{id}}++;
                 $count++;
             }
             last unless defined $p->{nextCursor};
             die "more than 100 pages\n" if ++$pages > 100;
-            $path = "/api/threads/get?limit=200&cursor=$p->{nextCursor}";
+            $path = "/$k->{name}/api/threads/get?limit=200"
+                . "&cursor=$p->{nextCursor}";
         }
-        die "u0 lists $count of its " . keys(%mine) . " threads\n"
-            unless $count == keys %mine;
-        C1Bench::stop('hist-list');
+        die "$k->{name}: u0 lists $count of its $k->{have} threads\n"
+            unless $count == $k->{have};
+
+        my @r1 = p50_p99(@{$k->{l1}});
+        my @r2 = $k->{l2} ? p50_p99(@{$k->{l2}}) : ('N/A', 'N/A');
+        my @r3 = p50_p99(@{$k->{l3}});
+        $k->{p50} = $r1[0];
+        $k->{ten} = $r3[0];
+        say_md(sprintf "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %s "
+               . "| %d | %s | %s |\n", commas($k->{size}), $k->{owners},
+               commas($k->{have}), $k->{create}, $k->{n1}, @r1, $k->{n2},
+               @r2, $k->{n3}, @r3);
     }
+    C1Bench::stop('hist-list');
+
+    my %k = map { ("$_->{owners}/$_->{size}" => $_) } @cases;
+    my $m = $o{owners};
     say_md(sprintf "\nA page of 10 threads, one owner: p50 %s ms with 10 "
            . "threads in the zone, %s ms with 10,000 (%.2fx). A page of 50: "
            . "p50 at 10,000 threads over p50 at 1,000: %.2fx (one owner), "
            . "%.2fx (%d owners). At 10 threads page 1 holds only 10 (one "
            . "owner) or %d (%d owners).\n\n",
-           $ten{1}{10}, $ten{1}{10000}, $ten{1}{10000} / $ten{1}{10},
-           $first{1}{10000} / $first{1}{1000},
-           $first{$o{owners}}{10000} / $first{$o{owners}}{1000}, $o{owners},
-           int((10 + $o{owners} - 1) / $o{owners}), $o{owners});
+           $k{'1/10'}{ten}, $k{'1/10000'}{ten},
+           $k{'1/10000'}{ten} / $k{'1/10'}{ten},
+           $k{'1/10000'}{p50} / $k{'1/1000'}{p50},
+           $k{"$m/10000"}{p50} / $k{"$m/1000"}{p50}, $m,
+           $k{"$m/10"}{n1}, $m);
 }
 
 # 2. a turn's time, old and new alternating
