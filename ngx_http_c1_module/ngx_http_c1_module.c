@@ -134,6 +134,13 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       0,
       NULL },
 
+    { ngx_string("c1_history_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_c1_history_redis,
+      0,
+      0,
+      NULL },
+
     { ngx_string("c1_history"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_c1_history,
