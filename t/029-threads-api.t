@@ -22,7 +22,7 @@ add_block_preprocessor(sub {
 
     if (!defined $block->config) {
         my $extra = $block->extra // '';
-        $block->set_value("config", <<"_EOC_" . $C1Mock::MockLocations);
+        $block->set_value("config", <<"_EOC_");
     c1_model m;
     c1_system_prompt "sys";
     location = /chat { c1_history threads; c1_pass /_c1; }
@@ -116,7 +116,8 @@ __DATA__
 [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404,
  204, 404, 404, 200, 404]
 --- response_headers eval
-["", ("Content-Type: application/json") x 13, "!Content-Type",
+["", ("Content-Type: application/json") x 10, "",
+ ("Content-Type: application/json") x 2, "!Content-Type",
  ("Content-Type: application/json") x 4]
 --- response_body_like eval
 ['\Asystem:sys \| user:hello\z',
