@@ -24,7 +24,7 @@ add_block_preprocessor(sub {
 
     if (!defined $block->config) {
         my $owner = $block->owner // 'c1_history_owner $http_x_user;';
-        $block->set_value("config", <<"_EOC_" . $C1Mock::MockLocations);
+        $block->set_value("config", <<"_EOC_");
     c1_model m;
     c1_system_prompt "sys";
     $owner
@@ -127,7 +127,31 @@ $::users->(qw(alice bob alice bob alice bob bob alice bob alice bob))
 
 
 
-=== TEST 3: no owner: 401 owner_required; an owner of 257 bytes: 400 invalid_owner; 256 bytes is fine
+=== TEST 3: an OpenUI turn of another owner with a thread's id starts a thread of its own and leaves the first as it was
+--- more_headers eval
+$::users->(qw(alice bob alice bob bob alice))
+--- request eval
+[$::Turn->('t1', 'p1', 'r1', 'alice secret'),
+ "POST /chat\n{\"threadId\":\"t1\",\"stream\":false,\"messages\":[{\"id\":\"b1\",\"role\":\"user\",\"content\":\"bob\"}]}",
+ "GET /api/threads/get/t1",
+ "GET /api/threads/get/t1",
+ "GET /api/threads/get",
+ "GET /api/threads/get"]
+--- error_code eval
+[200, 200, 200, 200, 200, 200]
+--- response_body_like eval
+['\Asystem:sys \| user:alice secret\z',
+ '"content":"system:sys \| user:bob"',
+ $::Alice,
+ '\A\[\{"id":"b1","role":"user","content":"bob"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:bob"\}\]\z',
+ C1Threads::page([C1Threads::thread('t1', 'bob')]),
+ C1Threads::page([C1Threads::thread('t1', 'alice secret')])]
+--- response_headers eval
+["", "Content-Type: application/json", "", "", "", ""]
+
+
+
+=== TEST 4: no owner: 401 owner_required; an owner of 257 bytes: 400 invalid_owner; 256 bytes is fine
 --- more_headers eval
 $::users->(undef, undef, undef, undef, undef, undef, undef, undef, '',
            'o' x 257, 'o' x 257, 'o' x 257, 'o' x 257,
@@ -164,7 +188,7 @@ $::users->(undef, undef, undef, undef, undef, undef, undef, undef, '',
 
 
 
-=== TEST 4: the owner is never logged above debug, whatever happens
+=== TEST 5: the owner is never logged above debug, whatever happens
 --- more_headers eval
 $::users->('ownersecret-1', 'ownersecret-1', 'ownersecret-2', 'ownersecret-2',
            'ownersecret-2', 'ownersecret-2', 'ownersecret-2', 'ownersecret-' . ('x' x 250),
@@ -196,7 +220,7 @@ $::users->('ownersecret-1', 'ownersecret-1', 'ownersecret-2', 'ownersecret-2',
 
 
 
-=== TEST 5: without c1_history_owner every client is one anonymous owner: the chat location and the API share the threads whatever the headers
+=== TEST 6: without c1_history_owner every client is one anonymous owner: the chat location and the API share the threads whatever the headers
 --- owner
 --- more_headers eval
 $::users->('alice', 'bob', undef, '', 'bob', undef, 'carol', 'dave')
@@ -223,7 +247,7 @@ $::users->('alice', 'bob', undef, '', 'bob', undef, 'carol', 'dave')
 
 
 
-=== TEST 6: c1_threads without c1_history_owner: a [warn] at startup
+=== TEST 7: c1_threads without c1_history_owner: a [warn] at startup
 --- owner
 --- more_headers
 Content-Type: application/json
@@ -236,7 +260,7 @@ qr/\[warn\] .*"c1_threads threads" has no "c1_history_owner": every client share
 
 
 
-=== TEST 7: with c1_history_owner in effect: no such warning
+=== TEST 8: with c1_history_owner in effect: no such warning
 --- more_headers
 Content-Type: application/json
 X-User: alice
@@ -252,7 +276,7 @@ has no "c1_history_owner"
 
 
 
-=== TEST 8: a c1_threads location without c1_history_owner warns even when other locations have one
+=== TEST 9: a c1_threads location without c1_history_owner warns even when other locations have one
 --- config
     c1_model m;
     location = /chat { c1_history threads; c1_history_owner $http_x_user; c1_pass /_c1; }
@@ -273,7 +297,7 @@ qr/\[warn\] .*"c1_threads threads" has no "c1_history_owner"/
 
 
 
-=== TEST 9: c1_threads names a store that does not exist
+=== TEST 10: c1_threads names a store that does not exist
 --- config
     location /api/threads/ { c1_threads nosuch; }
 --- must_die
@@ -282,7 +306,7 @@ unknown c1 history store "nosuch"
 
 
 
-=== TEST 10: c1_threads in a regex location is refused
+=== TEST 11: c1_threads in a regex location is refused
 --- config
     location ~ ^/api/threads/ { c1_threads threads; }
 --- must_die
@@ -291,7 +315,7 @@ qr/\[emerg\] .*c1_threads/
 
 
 
-=== TEST 11: c1_threads in an exact-match location is refused
+=== TEST 12: c1_threads in an exact-match location is refused
 --- config
     location = /api/threads/ { c1_threads threads; }
 --- must_die
@@ -300,7 +324,7 @@ qr/\[emerg\] .*c1_threads/
 
 
 
-=== TEST 12: c1_threads twice in a location is refused
+=== TEST 13: c1_threads twice in a location is refused
 --- config
     location /api/threads/ { c1_threads threads; c1_threads threads; }
 --- must_die
@@ -309,7 +333,7 @@ qr/\[emerg\] .*"c1_threads" directive is duplicate|\[emerg\] .*c1_threads.*dupli
 
 
 
-=== TEST 13: c1_threads takes a store name
+=== TEST 14: c1_threads takes a store name
 --- config
     location /api/threads/ { c1_threads; }
 --- must_die
@@ -318,7 +342,7 @@ invalid number of arguments in "c1_threads" directive
 
 
 
-=== TEST 14: c1_threads at server level is refused
+=== TEST 15: c1_threads at server level is refused
 --- config
     c1_threads threads;
 --- must_die
@@ -327,7 +351,7 @@ invalid number of arguments in "c1_threads" directive
 
 
 
-=== TEST 15: c1_history_owner without a value is refused
+=== TEST 16: c1_history_owner without a value is refused
 --- config
     c1_history_owner;
     location /api/threads/ { c1_threads threads; }

@@ -178,6 +178,10 @@ my $t = list_of('alice')->{$given->{id}};
 ok(($t->{updatedAt} // '') gt $after_turn->{updatedAt}, 'message: updatedAt moves');
 is($t->{createdAt}, $given->{createdAt}, 'message: createdAt stays');
 
+$r = call('PUT', "/api/threads/message/$from->{id}", 'alice', '{"id":"m1","content":"x"}');
+is("$r->{status} " . code($r), '404 message_not_found',
+   'message: create\'s message was not stored, so it cannot be replaced');
+
 # a failed first turn on a created thread leaves it
 $r = call('POST', '/api/threads/create', 'alice', '{"title":"Fails"}');
 my $fails = $r->{json} || {};
@@ -246,6 +250,9 @@ my @busy = (
     [call('DELETE', '/chat?threadId=race', 'alice'), 'DELETE on the chat location'],
     [call('PATCH', "/api/threads/update/$from->{id}", 'alice', '{"title":"x"}'),
      'rename of a created thread'],
+    [call('POST', '/chat', 'alice', '{"threadId":"race","stream":false,'
+          . '"messages":[{"id":"o1","role":"user","content":"openui"}]}'),
+     'an OpenUI turn'],
 );
 for (@busy) {
     my ($res, $what) = @$_;
