@@ -225,4 +225,4 @@ __DATA__
     location = /chat { c1_history nosuch; c1_pass /_c1; }
 --- must_die
 --- error_log
-unknown c1_history_zone "nosuch"
+unknown c1 history store "nosuch"

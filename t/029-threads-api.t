@@ -283,7 +283,7 @@ __DATA__
 
 
 
-=== TEST 8: titles at create and update: 1 to 200 code points of valid UTF-8, not blank; else 400 invalid_title
+=== TEST 8: titles at create and update: 1 to 200 code points of valid UTF-8, not blank; else 400 invalid_title (a body that is not UTF-8 is not JSON: invalid_json)
 --- request eval
 [$::Turn->('t1', 'p1', 'r1', 'hello'),
  "POST /api/threads/create\n{\"title\":\"\"}",
@@ -311,7 +311,10 @@ __DATA__
 [200, (400) x 14, 200, (201) x 5, 200]
 --- response_body_like eval
 ['\Asystem:sys \| user:hello\z',
- (C1Threads::err('invalid_title')) x 14,
+ (C1Threads::err('invalid_title')) x 6,
+ (C1Threads::err('invalid_json')) x 3,
+ (C1Threads::err('invalid_title')) x 4,
+ C1Threads::err('invalid_json'),
  C1Threads::page([C1Threads::thread('t1', 'hello')]),
  '\A' . C1Threads::thread(undef, "x" x 200) . '\z',
  '\A' . C1Threads::thread(undef, "\xc3\xa9" x 200) . '\z',

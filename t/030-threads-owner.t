@@ -256,7 +256,7 @@ GET /api/threads/get
 --- response_body_like eval
 C1Threads::exact('{"threads":[]}')
 --- error_log eval
-qr/\[warn\] .*"c1_threads threads" has no "c1_history_owner": every client shares one anonymous owner's threads/
+qr/\[warn\] .*"c1_threads threads" in \S+:\d+ has no "c1_history_owner": every client shares one anonymous owner's threads/
 
 
 
@@ -293,7 +293,7 @@ GET /open/threads/get
 --- response_body_like eval
 C1Threads::exact('{"threads":[]}')
 --- error_log eval
-qr/\[warn\] .*"c1_threads threads" has no "c1_history_owner"/
+qr/\[warn\] .*"c1_threads threads" in \S+:\d+ has no "c1_history_owner"/
 
 
 
