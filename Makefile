@@ -32,7 +32,8 @@ PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_scan.c \
                $(SRC_DIR)/ngx_http_c1_sse.c \
                $(SRC_DIR)/ngx_http_c1_relay.c \
-               $(SRC_DIR)/ngx_http_c1_history.c
+               $(SRC_DIR)/ngx_http_c1_history.c \
+               $(SRC_DIR)/ngx_http_c1_api.c
 
 CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
@@ -47,7 +48,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
     /usr/lib/nginx/modules/ndk_http_module.so \
     /usr/lib/nginx/modules/ngx_http_lua_module.so
 
-FUZZERS     := relay request answer scan
+FUZZERS     := relay request answer scan api
 FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -I$(SRC_DIR)
@@ -108,10 +109,10 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c t/unit/c1_mem.c $(PROTO_SRCS) \
 	    -lcjson
 
 fuzz: $(FUZZ_BINS)
-	util/fuzz $(FUZZ_SECONDS)
+	util/fuzz $(FUZZ_SECONDS) $(FUZZERS)
 
 fuzz-ci: $(FUZZ_BINS)
-	util/fuzz $(FUZZ_CI_SECONDS)
+	util/fuzz $(FUZZ_CI_SECONDS) $(FUZZERS)
 
 deps:
 	@util/deps

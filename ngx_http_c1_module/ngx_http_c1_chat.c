@@ -146,6 +146,7 @@ ngx_http_c1_chat_header(ngx_http_c1_call_t *call)
 
         ctx->relaying = 1;
         c1_relay_init(&ctx->relay, ctx->mode, lcf->max_response_size);
+        ctx->relay.keep = (ctx->begun && ctx->mode == C1_MODE_OPENAI);
 
         /* each event must reach us as soon as C1 sends it */
 
@@ -351,6 +352,14 @@ ngx_http_c1_relay(ngx_http_c1_call_t *call, ngx_http_c1_ctx_t *ctx,
         ctx->relay_ended = (rc == C1_OK);
     }
 
+    /* an OpenAI stream's answer, whole, for the thread */
+
+    if (ctx->relay.keep && ctx->relay.answer.len > lcf->max_response_size) {
+        ctx->relay.keep = 0;
+        ctx->answer_lost = 1;
+        c1_buf_free(&ctx->relay.answer);
+    }
+
     len = ctx->relay.out.len;
 
     /*
@@ -371,7 +380,7 @@ ngx_http_c1_relay(ngx_http_c1_call_t *call, ngx_http_c1_ctx_t *ctx,
 
         /* a prompt stream's answer, whole, for the thread */
 
-        if (ctx->thread && !ctx->answer_lost) {
+        if (ctx->begun && ctx->mode == C1_MODE_PROMPT && !ctx->answer_lost) {
             if (ctx->answer.len + len > lcf->max_response_size) {
                 ctx->answer_lost = 1;
                 c1_buf_free(&ctx->answer);

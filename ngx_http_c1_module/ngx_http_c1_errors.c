@@ -78,6 +78,66 @@ static ngx_http_c1_error_row_t  ngx_http_c1_errors[NGX_HTTP_C1_ERR_LAST] = {
     ngx_http_c1_invalid(NGX_HTTP_NOT_FOUND, "thread_not_found", "threadId",
                         "no such thread"),
 
+    /* NGX_HTTP_C1_ERR_OWNER_REQUIRED */
+    { NGX_HTTP_UNAUTHORIZED, "authentication_error", "owner_required", NULL,
+      "this request has no owner for its threads (\"c1_history_owner\" "
+      "is empty)", NGX_LOG_INFO, NULL, NGX_HTTP_C1_OUTCOME_INVALID },
+
+    /* NGX_HTTP_C1_ERR_OWNER_INVALID */
+    ngx_http_c1_invalid(NGX_HTTP_BAD_REQUEST, "invalid_owner", NULL,
+                        "the owner of this request's threads is longer "
+                        "than 256 bytes"),
+
+    /* NGX_HTTP_C1_ERR_ROUTE */
+    ngx_http_c1_invalid(NGX_HTTP_NOT_FOUND, "unknown_route", NULL,
+                        "no such route of the thread API: get, get/ID, "
+                        "create, update/ID, delete/ID, message/ID"),
+
+    /* NGX_HTTP_C1_ERR_API_METHOD: Allow says which it takes */
+    ngx_http_c1_invalid(NGX_HTTP_NOT_ALLOWED, "method_not_allowed", NULL,
+                        "this route does not take this method"),
+
+    /* NGX_HTTP_C1_ERR_API_BODY: the API parser's words */
+    { 0, NULL, NULL, NULL, NULL, NGX_LOG_INFO, "bad request: %s",
+      NGX_HTTP_C1_OUTCOME_INVALID },
+
+    /* NGX_HTTP_C1_ERR_API_MEDIA_TYPE */
+    ngx_http_c1_invalid(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type", NULL,
+                        "the request body must be application/json"),
+
+    /* NGX_HTTP_C1_ERR_LIMIT */
+    ngx_http_c1_invalid(NGX_HTTP_BAD_REQUEST, "invalid_limit", "limit",
+                        "\"limit\" must be a number from 1 to 200"),
+
+    /* NGX_HTTP_C1_ERR_CURSOR */
+    ngx_http_c1_invalid(NGX_HTTP_BAD_REQUEST, "invalid_cursor", "cursor",
+                        "\"cursor\" must be a nextCursor this API gave"),
+
+    /* NGX_HTTP_C1_ERR_MESSAGE_ID */
+    ngx_http_c1_invalid(NGX_HTTP_BAD_REQUEST, "invalid_message_id", "id",
+                        "a message id must be 1 to 128 printable ASCII "
+                        "characters"),
+
+    /* NGX_HTTP_C1_ERR_MESSAGE_NOT_FOUND */
+    ngx_http_c1_invalid(NGX_HTTP_NOT_FOUND, "message_not_found", "id",
+                        "no such message in this thread"),
+
+    /* NGX_HTTP_C1_ERR_MESSAGE_ROLE */
+    ngx_http_c1_invalid(NGX_HTTP_BAD_REQUEST, "invalid_message", "role",
+                        "the message has another role"),
+
+    /* NGX_HTTP_C1_ERR_HISTORY_FULL */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", "history_full", NULL,
+      "the thread store has no room for this now", NGX_LOG_WARN,
+      "the thread store is full, even after evicting the least recently "
+      "used threads", NGX_HTTP_C1_OUTCOME_INVALID },
+
+    /* NGX_HTTP_C1_ERR_STORE */
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "server_error", "history_error", NULL,
+      "the thread store failed", NGX_LOG_ERR, NULL,
+      NGX_HTTP_C1_OUTCOME_INVALID },
+
     /* NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE */
     { NGX_HTTP_BAD_GATEWAY, "upstream_error", "answer_too_large", NULL,
       "C1's answer is larger than this server accepts", NGX_LOG_ERR,

@@ -20,22 +20,24 @@
 
 
 #include "ngx_http_c1_module.h"
+#include "ngx_http_c1_api.h"
 
 
-static ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
 static void ngx_http_c1_cleanup(void *data);
-static ngx_int_t ngx_http_c1_fail(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx, ngx_http_c1_err_e id, const c1_error_t *words,
-    ngx_uint_t status);
 static ngx_int_t ngx_http_c1_media_type(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static void ngx_http_c1_body(ngx_http_request_t *r);
+static void ngx_http_c1_turn_next(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_int_t rc);
+static void ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op);
+static ngx_int_t ngx_http_c1_turn_thread(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
+static ngx_int_t ngx_http_c1_turn_call(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_turn(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static void ngx_http_c1_settings(ngx_http_c1_loc_conf_t *lcf,
     c1_settings_t *s);
-static ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static void ngx_http_c1_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_respond(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
@@ -58,8 +60,6 @@ static ngx_int_t ngx_http_c1_respond_answer(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_respond_stream(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
-static ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
 
 
 static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
@@ -71,7 +71,7 @@ char  *ngx_http_c1_reasons[NGX_HTTP_C1_RETRY_REASONS] = {
 static ngx_str_t  ngx_http_c1_type_text = ngx_string("text/plain");
 
 
-static ngx_http_c1_ctx_t *
+ngx_http_c1_ctx_t *
 ngx_http_c1_get_ctx(ngx_http_request_t *r)
 {
     ngx_http_c1_ctx_t   *ctx;
@@ -122,12 +122,13 @@ ngx_http_c1_cleanup(void *data)
 
     c1_relay_free(&ctx->relay);
     c1_buf_free(&ctx->answer);
+    c1_request_free(&ctx->req);
 }
 
 
 /* the request's error, from the table, sent as the response can */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_c1_fail(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status)
 {
@@ -166,8 +167,6 @@ ngx_http_c1_handler(ngx_http_request_t *r)
         if (rc != NGX_OK) {
             return rc;
         }
-
-        ctx->kind = NGX_HTTP_C1_KIND_THREAD_OP;
 
         return ngx_http_c1_thread_op(r, ctx, lcf);
     }
@@ -268,19 +267,32 @@ ngx_http_c1_media_type(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 static void
 ngx_http_c1_body(ngx_http_request_t *r)
 {
-    ngx_int_t           rc;
     ngx_http_c1_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
-    rc = ngx_http_c1_turn(r, ctx);
+    ngx_http_c1_turn_next(r, ctx, ngx_http_c1_turn(r, ctx));
+}
 
+
+/*
+ * After a step of the turn: NGX_DONE, the call runs (CALL: the main
+ * request runs again when it is over); NGX_AGAIN, the store answers
+ * later (STORE); else the request ends here.
+ */
+
+static void
+ngx_http_c1_turn_next(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_int_t rc)
+{
     if (rc == NGX_DONE) {
-
-        /* CALL: the main request runs again when the call is over */
-
         ctx->phase = NGX_HTTP_C1_PHASE_CALL;
         r->write_event_handler = ngx_http_c1_run;
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        ctx->phase = NGX_HTTP_C1_PHASE_STORE;
         return;
     }
 
@@ -288,21 +300,39 @@ ngx_http_c1_body(ngx_http_request_t *r)
 }
 
 
+/* STORE: the thread's turn has begun, or could not */
+
+static void
+ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op)
+{
+    ngx_http_request_t *r = op->data;
+
+    ngx_http_c1_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    if (op->rc == NGX_OK) {
+        ctx->begun = 1;
+        ctx->token = op->token;
+    }
+
+    ngx_http_c1_turn_next(r, ctx, ngx_http_c1_turn_call(r, ctx));
+}
+
+
 /*
- * The body becomes C1's request (with the thread's history), and the call
- * starts: NGX_DONE; or the request ends here with an error.
+ * The body is parsed into C1's request, and with a thread its turn
+ * begins: then the call (NGX_DONE), the store's answer first (NGX_AGAIN),
+ * or an error.
  */
 
 static ngx_int_t
 ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     int                      rc;
-    size_t                   nturns;
     ngx_str_t                body, model, system_prompt, key;
-    c1_turn_t               *turns;
     c1_error_t               err;
-    c1_request_t             req;
-    c1_settings_t            s;
+    c1_settings_t           *s;
     ngx_http_c1_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
@@ -328,90 +358,244 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_NO_MODEL, NULL, 0);
     }
 
-    ngx_http_c1_settings(lcf, &s);
+    s = &ctx->settings;
 
-    s.model.data = model.data;
-    s.model.len = model.len;
-    s.system_prompt.data = system_prompt.data;
-    s.system_prompt.len = system_prompt.len;
+    ngx_http_c1_settings(lcf, s);
+
+    s->model.data = model.data;
+    s->model.len = model.len;
+    s->system_prompt.data = system_prompt.data;
+    s->system_prompt.len = system_prompt.len;
 
     ctx->model = model;
+    ctx->key = key;
 
     rc = c1_request_parse(body.data, body.len,
                           ctx->mode == C1_MODE_PROMPT ? C1_BODY_TEXT
                                                       : C1_BODY_JSON,
-                          &s, &req, &err);
+                          s, &ctx->req, &err);
 
     if (rc == C1_ERROR) {
-        c1_request_free(&req);
+        c1_request_free(&ctx->req);
         return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_BAD_REQUEST, &err, 0);
+    }
+
+    if (rc != C1_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->kind = NGX_HTTP_C1_KIND_TURN;
 
+    if (ctx->req.thread_id_len && lcf->history) {
+        return ngx_http_c1_turn_thread(r, ctx, lcf);
+    }
+
+    return ngx_http_c1_turn_call(r, ctx);
+}
+
+
+/* the turn's thread: whose it is, what it will keep; its turn begins */
+
+static ngx_int_t
+ngx_http_c1_turn_thread(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_loc_conf_t *lcf)
+{
+    u_char              *title;
+    ngx_int_t            rc;
+    ngx_uint_t           i;
+    c1_request_t        *req;
+    ngx_http_c1_err_e    id;
+    ngx_http_c1_msg_t   *m;
+
+    req = &ctx->req;
+
+    id = ngx_http_c1_owner(r, lcf, &ctx->owner);
+
+    if (id != NGX_HTTP_C1_ERR_NONE) {
+        return ngx_http_c1_fail(r, ctx, id, NULL, 0);
+    }
+
+    ctx->thread_id.len = req->thread_id_len;
+    ctx->thread_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                          req->thread_id_len,
+                                          (u_char *) req->thread_id });
+    if (ctx->thread_id.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->openui = req->openui;
+
+    if (ctx->openui) {
+        if (ngx_http_c1_thread_keep(r, ctx, req) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+
+        /* C1Chat's prompt under prompt.id, its answer under responseId */
+
+        m = ngx_pcalloc(r->pool, sizeof(ngx_http_c1_msg_t));
+        if (m == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        m->role = C1_ROLE_USER;
+        m->content.len = req->prompt_len;
+        m->content.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                          req->prompt_len,
+                                          (u_char *) req->prompt });
+        m->id.len = req->prompt_id_len;
+        m->id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                     req->prompt_id_len,
+                                     (u_char *) req->prompt_id });
+
+        ctx->answer_id.len = req->response_id_len;
+        ctx->answer_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                              req->response_id_len,
+                                              (u_char *) req->response_id });
+
+        if (m->content.data == NULL || m->id.data == NULL
+            || ctx->answer_id.data == NULL)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (m->id.len == 0) {
+            m->id.data = ngx_pnalloc(r->pool, C1_UUID_LEN);
+
+            if (m->id.data == NULL || c1_uuid((char *) m->id.data) != C1_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            m->id.len = C1_UUID_LEN;
+        }
+
+        ctx->keep = m;
+        ctx->nkeep = 1;
+    }
+
+    /* a thread this turn makes takes its title from the first prompt */
+
+    for (i = 0; i < ctx->nkeep; i++) {
+        if (ctx->keep[i].role != C1_ROLE_USER) {
+            continue;
+        }
+
+        title = ngx_pnalloc(r->pool, C1_TITLE_AUTO_MAX * 4 + 1);
+        if (title == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->title.data = title;
+        ctx->title.len = c1_title_from_content(ctx->keep[i].content.data,
+                                               ctx->keep[i].content.len,
+                                               title);
+        break;
+    }
+
+    rc = ngx_http_c1_thread_begin(r, ctx, ngx_http_c1_turn_begun);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_c1_turn_call(r, ctx);
+}
+
+
+/*
+ * C1's request is rendered (with the thread's history, when a turn has
+ * begun on it), kept for the tries that may follow, and the call starts:
+ * NGX_DONE; or the request ends here with an error.
+ */
+
+static ngx_int_t
+ngx_http_c1_turn_call(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    int                  rc;
+    size_t               nturns;
+    ngx_uint_t           i;
+    c1_turn_t           *turns;
+    c1_request_t        *req;
+    ngx_http_c1_msg_t   *m;
+
+    req = &ctx->req;
+
     turns = NULL;
     nturns = 0;
 
-    if (rc == C1_OK && req.thread_id_len && lcf->history) {
+    if (ctx->thread_id.len) {
 
-        ctx->thread_id.len = req.thread_id_len;
-        ctx->thread_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
-                                              req.thread_id_len,
-                                              (u_char *) req.thread_id });
-        ctx->prompt.len = req.prompt_len;
-        ctx->prompt.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
-                                           req.prompt_len,
-                                           (u_char *) req.prompt });
+        switch (ctx->op.rc) {
 
-        if (ctx->thread_id.data == NULL || ctx->prompt.data == NULL) {
-            rc = C1_NOMEM;
+        case NGX_OK:
+            break;
 
-        } else {
-            switch (ngx_http_c1_thread_begin(r, ctx, lcf->history, &req,
-                                             &turns, &nturns))
-            {
-            case NGX_OK:
-            case NGX_DECLINED:
-                break;
+        case NGX_HTTP_C1_STORE_BUSY:
+            c1_request_free(req);
+            return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_BUSY,
+                                    NULL, 0);
 
-            case NGX_BUSY:
-                c1_request_free(&req);
-                return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_BUSY,
-                                        NULL, 0);
+        case NGX_HTTP_C1_STORE_FULL:
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "c1: c1 history store \"%V\" is full: thread "
+                          "\"%V\" goes without history", &ctx->store->name,
+                          &ctx->thread_id);
+            break;
 
-            default:
-                rc = C1_NOMEM;
+        default:
+            c1_request_free(req);
+            return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STORE, NULL, 0);
+        }
+
+        if (ctx->begun && ctx->op.nout) {
+            turns = ngx_palloc(r->pool, ctx->op.nout * sizeof(c1_turn_t));
+            if (turns == NULL) {
+                c1_request_free(req);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
+
+            for (i = 0; i < ctx->op.nout; i++) {
+                m = &ctx->op.out[i];
+                turns[i].role = (m->role == C1_ROLE_USER) ? "user"
+                                                          : "assistant";
+                turns[i].data = m->content.data;
+                turns[i].len = m->content.len;
+            }
+
+            nturns = ctx->op.nout;
         }
     }
 
-    if (rc == C1_OK) {
-        rc = c1_request_render(&req, &s, turns, nturns);
-    }
+    rc = c1_request_render(req, &ctx->settings, turns, nturns);
 
     if (rc != C1_OK) {
-        c1_request_free(&req);
+        c1_request_free(req);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->mode = req.mode;
-    ctx->stream = req.stream;
-    ctx->key = key;
+    ctx->mode = req->mode;
+    ctx->stream = req->stream;
 
     /* C1's request, kept for the tries that may follow */
 
-    ctx->body.len = req.len;
-    ctx->body.data = ngx_pnalloc(r->pool, req.len);
+    ctx->body.len = req->len;
+    ctx->body.data = ngx_pnalloc(r->pool, req->len);
 
     if (ctx->body.data == NULL) {
-        c1_request_free(&req);
+        c1_request_free(req);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(ctx->body.data, req.body, req.len);
-    ctx->body_model = model;
+    ngx_memcpy(ctx->body.data, req->body, req->len);
+    ctx->body_model = ctx->model;
 
-    c1_request_free(&req);
+    c1_request_free(req);
 
     ctx->tries = 1;
     ctx->tries_start = ngx_current_msec;
@@ -471,7 +655,7 @@ ngx_http_c1_settings(ngx_http_c1_loc_conf_t *lcf, c1_settings_t *s)
 
 /* the whole client body in one piece, read back from a temp file if need be */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_c1_read_body(ngx_http_request_t *r, ngx_str_t *body)
 {
     u_char       *p;
@@ -1090,11 +1274,25 @@ ngx_http_c1_next_try(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_c1_respond_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
+    c1_error_t           err;
+    c1_answer_t          answer;
     ngx_pool_cleanup_t  *cln;
 
     if (ctx->mode == C1_MODE_OPENAI) {
         c1_free(ctx->content.content);
         ctx->content.content = NULL;
+
+        /* OpenUI's turn, not streamed: the answer's content is kept */
+
+        if (ctx->begun
+            && c1_answer_extract(ctx->buf, ctx->len, C1_MODE_PROMPT,
+                                 &answer, &err)
+               == C1_OK)
+        {
+            ngx_http_c1_thread_commit(r, ctx, (u_char *) answer.content,
+                                      answer.content_len);
+            c1_free(answer.content);
+        }
 
         return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
                                          &ngx_http_c1_type_json,
@@ -1128,12 +1326,16 @@ ngx_http_c1_respond_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 static ngx_int_t
 ngx_http_c1_respond_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    if (ctx->thread) {
+    if (ctx->begun) {
         if (ctx->answer_lost) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "c1: the answer is larger than "
                           "\"c1_max_response_size\": this turn of thread "
                           "\"%V\" was not kept", &ctx->thread_id);
+
+        } else if (ctx->mode == C1_MODE_OPENAI) {
+            ngx_http_c1_thread_commit(r, ctx, ctx->relay.answer.data,
+                                      ctx->relay.answer.len);
 
         } else {
             ngx_http_c1_thread_commit(r, ctx, ctx->answer.data,
@@ -1147,50 +1349,4 @@ ngx_http_c1_respond_stream(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     return ngx_http_c1_response_end(r, ctx, ctx->relay.out.data,
                                     ctx->relay.out.len);
-}
-
-
-/* GET or DELETE of a thread: ?threadId=ID */
-
-static ngx_int_t
-ngx_http_c1_thread_op(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
-    ngx_http_c1_loc_conf_t *lcf)
-{
-    ngx_int_t  rc;
-    ngx_str_t  json;
-
-    if (r->method == NGX_HTTP_GET) {
-        rc = ngx_http_c1_thread_get(r, lcf->history, &json);
-
-    } else {
-        rc = ngx_http_c1_thread_delete(r, lcf->history);
-
-        if (rc == NGX_OK) {
-            ngx_str_set(&json, "{\"deleted\":true}");
-        }
-    }
-
-    ctx->phase = NGX_HTTP_C1_PHASE_DONE;
-
-    switch (rc) {
-
-    case NGX_OK:
-        return ngx_http_c1_response_send(r, ctx, NGX_HTTP_OK,
-                                         &ngx_http_c1_type_json,
-                                         json.data, json.len);
-
-    case NGX_HTTP_BAD_REQUEST:
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_ID, NULL, 0);
-
-    case NGX_HTTP_NOT_FOUND:
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_NOT_FOUND,
-                                NULL, 0);
-
-    case NGX_HTTP_CONFLICT:
-        return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_THREAD_RUNNING, NULL,
-                                0);
-
-    default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 }

@@ -141,6 +141,20 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       0,
       NULL },
 
+    { ngx_string("c1_history_owner"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, owner),
+      NULL },
+
+    { ngx_string("c1_threads"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_c1_threads,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("c1_stream_usage"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -256,7 +270,10 @@ ngx_http_c1_create_main_conf(ngx_conf_t *cf)
     }
 
     if (ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(ngx_http_c1_zone_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&mcf->stores, cf->pool, 2,
+                          sizeof(ngx_http_c1_store_t *))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -291,7 +308,7 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->stop = NGX_CONF_UNSET_PTR;
     conf->max_response_size = NGX_CONF_UNSET_SIZE;
     conf->stream = NGX_CONF_UNSET;
-    conf->history = NGX_CONF_UNSET_PTR;
+    conf->owner = NGX_CONF_UNSET_PTR;
     conf->stream_usage = NGX_CONF_UNSET;
     conf->stream_max_size = NGX_CONF_UNSET_SIZE;
     conf->stream_timeout = NGX_CONF_UNSET_MSEC;
@@ -307,6 +324,8 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_c1_loc_conf_t  *prev = parent;
     ngx_http_c1_loc_conf_t  *conf = child;
+
+    ngx_http_c1_main_conf_t  *mcf;
 
     ngx_conf_merge_ptr_value(conf->api_key, prev->api_key, NULL);
     ngx_conf_merge_ptr_value(conf->model, prev->model, NULL);
@@ -325,7 +344,8 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
-    ngx_conf_merge_ptr_value(conf->history, prev->history, NULL);
+    ngx_conf_merge_str_value(conf->history_name, prev->history_name, "off");
+    ngx_conf_merge_ptr_value(conf->owner, prev->owner, NULL);
     ngx_conf_merge_value(conf->stream_usage, prev->stream_usage, 0);
     ngx_conf_merge_size_value(conf->stream_max_size, prev->stream_max_size,
                               64 * 1024 * 1024);
@@ -342,11 +362,47 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->fallback, prev->fallback, NULL);
 
-    if (conf->history && conf->history->data == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "unknown c1_history_zone \"%V\"",
-                      &conf->history->shm.name);
-        return NGX_CONF_ERROR;
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
+
+    conf->history = NULL;
+
+    if (ngx_strcmp(conf->history_name.data, "off") != 0) {
+        conf->history = ngx_http_c1_store_find(mcf, &conf->history_name);
+
+        if (conf->history == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown c1_history_zone \"%V\" in "
+                          "\"c1_history\"", &conf->history_name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->threads_name.data && conf->threads == NULL) {
+        conf->threads = ngx_http_c1_store_find(mcf, &conf->threads_name);
+
+        if (conf->threads == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown c1_history_zone \"%V\" in "
+                          "\"c1_threads\" in %V:%ui", &conf->threads_name,
+                          &conf->threads_file, conf->threads_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->pass.len) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"c1_threads\" in %V:%ui cannot share a "
+                          "location with \"c1_pass\"",
+                          &conf->threads_file, conf->threads_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->owner == NULL) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"c1_threads %V\" in %V:%ui has no "
+                          "\"c1_history_owner\": every client shares one "
+                          "anonymous owner's threads", &conf->threads_name,
+                          &conf->threads_file, conf->threads_line);
+        }
     }
 
     if (conf->pass.len && conf->model == NULL) {

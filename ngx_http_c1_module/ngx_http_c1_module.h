@@ -21,6 +21,7 @@
 
 #include "ngx_http_c1_proto.h"
 #include "ngx_http_c1_history.h"
+#include "ngx_http_c1_store.h"
 
 
 /* the first room taken for an answer whose length C1 did not give */
@@ -28,6 +29,10 @@
 
 /* r->buffered: a call holds input it has not read yet */
 #define NGX_HTTP_C1_BUFFERED     0x08
+
+/* the thread API's pages: the most threads in one, and the default */
+#define NGX_HTTP_C1_PAGE_MAX     200
+#define NGX_HTTP_C1_PAGE         50
 
 
 typedef struct {
@@ -64,6 +69,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
+    ngx_array_t                stores;          /* of ngx_http_c1_store_t * */
     ngx_shm_zone_t            *metrics_zone;    /* the counters */
 } ngx_http_c1_main_conf_t;
 
@@ -93,8 +99,15 @@ typedef struct {
     size_t                     stream_max_size;
     ngx_msec_t                 stream_timeout;
 
-    /* threads */
-    ngx_shm_zone_t            *history;
+    /* threads: the store of turns, whose they are, the thread API */
+    ngx_http_c1_store_t       *history;         /* NULL: none */
+    ngx_str_t                  history_name;
+    ngx_http_complex_value_t  *owner;           /* NULL: anonymous */
+    ngx_http_c1_store_t       *threads;
+    ngx_str_t                  threads_name;    /* not inherited */
+    ngx_str_t                  threads_prefix;
+    ngx_str_t                  threads_file;
+    ngx_uint_t                 threads_line;
 
     /* when C1 fails: tries, and the models of the later ones */
     ngx_http_c1_retry_t        retry;           /* tries unset: UNSET_UINT */
@@ -109,6 +122,7 @@ typedef struct {
 typedef enum {
     NGX_HTTP_C1_PHASE_START = 0,               /* routed, nothing read */
     NGX_HTTP_C1_PHASE_BODY,                    /* reading the client body */
+    NGX_HTTP_C1_PHASE_STORE,                   /* the store answers */
     NGX_HTTP_C1_PHASE_CALL,                    /* C1 is being called */
     NGX_HTTP_C1_PHASE_PAUSE,                   /* between two tries */
     NGX_HTTP_C1_PHASE_RESPOND,                 /* the answer is decided */
@@ -133,7 +147,8 @@ typedef enum {
 typedef enum {
     NGX_HTTP_C1_KIND_OTHER = 0,                /* refused before a turn */
     NGX_HTTP_C1_KIND_TURN,                     /* a prompt for C1 */
-    NGX_HTTP_C1_KIND_THREAD_OP                 /* GET or DELETE a thread */
+    NGX_HTTP_C1_KIND_THREAD_OP                 /* the thread API, GET or
+                                                  DELETE of a thread */
 } ngx_http_c1_kind_e;
 
 
@@ -149,6 +164,19 @@ typedef enum {
     NGX_HTTP_C1_ERR_THREAD_RUNNING,
     NGX_HTTP_C1_ERR_THREAD_ID,
     NGX_HTTP_C1_ERR_THREAD_NOT_FOUND,
+    NGX_HTTP_C1_ERR_OWNER_REQUIRED,
+    NGX_HTTP_C1_ERR_OWNER_INVALID,
+    NGX_HTTP_C1_ERR_ROUTE,
+    NGX_HTTP_C1_ERR_API_METHOD,                /* Allow: says which */
+    NGX_HTTP_C1_ERR_API_BODY,                  /* the API parser's words */
+    NGX_HTTP_C1_ERR_API_MEDIA_TYPE,
+    NGX_HTTP_C1_ERR_LIMIT,
+    NGX_HTTP_C1_ERR_CURSOR,
+    NGX_HTTP_C1_ERR_MESSAGE_ID,
+    NGX_HTTP_C1_ERR_MESSAGE_NOT_FOUND,
+    NGX_HTTP_C1_ERR_MESSAGE_ROLE,
+    NGX_HTTP_C1_ERR_HISTORY_FULL,
+    NGX_HTTP_C1_ERR_STORE,
     NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE,
     NGX_HTTP_C1_ERR_TIMEOUT,
     NGX_HTTP_C1_ERR_UNREACHABLE,
@@ -279,12 +307,21 @@ typedef struct {
     off_t                      relayed;         /* bytes C1 streamed */
     c1_buf_t                   answer;          /* a prompt stream, whole */
 
-    /* the turn's thread */
-    ngx_http_c1_zone_t        *zone;
-    c1_thread_t               *thread;
-    uint64_t                   token;
+    /* the turn's thread: held by its handle, begun until committed */
+    ngx_http_c1_store_t       *store;
+    ngx_str_t                  owner;
     ngx_str_t                  thread_id;
-    ngx_str_t                  prompt;          /* the user message */
+    uint64_t                   token;
+    unsigned                   begun:1;         /* the turn holds it */
+    unsigned                   openui:1;        /* the request's messages
+                                                   become the thread's */
+    ngx_http_c1_msg_t         *keep;            /* what the turn stores */
+    ngx_uint_t                 nkeep;           /* answer aside */
+    ngx_str_t                  answer_id;
+    ngx_str_t                  title;           /* a new thread's */
+    ngx_http_c1_store_op_t     op;              /* the one under way */
+    c1_request_t               req;             /* parsed, till rendered */
+    c1_settings_t              settings;
 
     /* tries (c1_retry): each is a call of its own */
     ngx_str_t                  body;            /* C1's request, as built */
@@ -321,6 +358,10 @@ extern ngx_module_t  ngx_http_c1_module;
 
 /* ngx_http_c1_handler.c */
 ngx_int_t ngx_http_c1_handler(ngx_http_request_t *r);
+ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_c1_fail(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status);
+ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r, ngx_str_t *body);
 
 extern char  *ngx_http_c1_reasons[NGX_HTTP_C1_RETRY_REASONS];
 
@@ -360,20 +401,27 @@ ngx_int_t ngx_http_c1_response_cut(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 void ngx_http_c1_response_cleanup(ngx_http_c1_ctx_t *ctx);
 
-/* ngx_http_c1_threads.c */
+/* ngx_http_c1_threads.c: the shared memory store, the stores' names */
 char *ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_c1_history(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_c1_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_c1_store_t *ngx_http_c1_store_find(ngx_http_c1_main_conf_t *mcf,
+    ngx_str_t *name);
+uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
+
+/* ngx_http_c1_thread.c: owners, a turn's store operations, the API */
+ngx_int_t ngx_http_c1_thread_api_handler(ngx_http_request_t *r);
+ngx_http_c1_err_e ngx_http_c1_owner(ngx_http_request_t *r,
+    ngx_http_c1_loc_conf_t *lcf, ngx_str_t *owner);
 ngx_int_t ngx_http_c1_thread_begin(ngx_http_request_t *r,
-    ngx_http_c1_ctx_t *ctx, ngx_shm_zone_t *shm_zone, c1_request_t *req,
-    c1_turn_t **turns, size_t *nturns);
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_store_handler_pt handler);
+ngx_int_t ngx_http_c1_thread_keep(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, c1_request_t *req);
 void ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     u_char *answer, size_t len);
-ngx_int_t ngx_http_c1_thread_get(ngx_http_request_t *r,
-    ngx_shm_zone_t *shm_zone, ngx_str_t *json);
-ngx_int_t ngx_http_c1_thread_delete(ngx_http_request_t *r,
-    ngx_shm_zone_t *shm_zone);
-uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
+ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
 
 /* ngx_http_c1_metrics.c */
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);

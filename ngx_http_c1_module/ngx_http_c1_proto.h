@@ -84,6 +84,11 @@ typedef struct {
     size_t                prompt_len;
     char                  thread_id[129];  /* "": none */
     size_t                thread_id_len;
+    char                  prompt_id[129];  /* C1Chat's; "": none */
+    size_t                prompt_id_len;
+    char                  response_id[129];
+    size_t                response_id_len;
+    unsigned              openui:1;        /* messages with a threadId */
     char                 *body;            /* c1_free() */
     size_t                len;
 } c1_request_t;
@@ -126,6 +131,8 @@ typedef struct {
     c1_sse_t              sse;
     c1_mode_e             mode;
     c1_buf_t              out;             /* bytes for the client */
+    c1_buf_t              answer;          /* OpenAI mode, with keep: the
+                                              content, unescaped */
     c1_error_t            err;             /* why it failed */
     unsigned long         events;
     size_t                content;         /* content seen: not 0 once a
@@ -134,6 +141,7 @@ typedef struct {
     long                  prompt_tokens;   /* -1: unknown */
     long                  completion_tokens;
     long                  total_tokens;
+    unsigned              keep:1;          /* collect answer */
     unsigned              done:1;          /* [DONE] seen */
     unsigned              failed:1;        /* garbage or an error event */
     unsigned              tree:1;          /* read events with cJSON alone:
@@ -167,6 +175,12 @@ int c1_request_parse(const unsigned char *in, size_t len,
 int c1_request_render(c1_request_t *req, const c1_settings_t *s,
     const c1_turn_t *history, size_t nhistory);
 void c1_request_free(c1_request_t *req);
+/* a message of the client's to keep in the thread (id NULL: none) */
+typedef int (*c1_request_keep_pt)(void *data, const unsigned char *id,
+    size_t id_len, int role, const unsigned char *content, size_t len);
+
+int c1_request_keep(c1_request_t *req, c1_request_keep_pt handler,
+    void *data);
 int c1_request_remodel(const char *body, size_t len, const c1_str_t *model,
     char **out, size_t *outlen);
 int c1_request_build(const unsigned char *in, size_t len,

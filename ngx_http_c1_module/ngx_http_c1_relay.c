@@ -46,6 +46,7 @@ c1_relay_free(c1_relay_t *r)
 {
     c1_sse_free(&r->sse);
     c1_buf_free(&r->out);
+    c1_buf_free(&r->answer);
 }
 
 
@@ -177,6 +178,14 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
         }
 
         out = r->out.data + r->out.len;
+
+    } else if (r->keep) {
+        rc = c1_buf_reserve(&r->answer, len);
+        if (rc != C1_OK) {
+            return rc;
+        }
+
+        out = r->answer.data + r->answer.len;
     }
 
     if (r->tree || c1_scan(ev, len, C1_SCAN_DELTA, out, &s) != C1_OK
@@ -194,6 +203,10 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
     if (r->mode == C1_MODE_OPENAI) {
         if (s.content && s.content_raw > 2) {
             r->content += s.content_raw - 2;
+        }
+
+        if (r->keep) {
+            r->answer.len += s.content_len;
         }
 
         return c1_relay_data(r, ev, len);
@@ -260,8 +273,16 @@ c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len)
     }
 
     if (r->mode == C1_MODE_OPENAI) {
+        rc = C1_OK;
+
+        if (r->keep && cJSON_IsString(content)) {
+            rc = c1_buf_append(&r->answer, content->valuestring,
+                               strlen(content->valuestring));
+        }
+
         cJSON_Delete(root);
-        return c1_relay_data(r, ev, len);
+
+        return rc == C1_OK ? c1_relay_data(r, ev, len) : rc;
     }
 
     rc = C1_OK;

@@ -8,6 +8,8 @@
  * (the standalone pattern and <C1Chat>'s message), and the OpenAI shape
  * {"messages": [...], ...} (a key-hiding gateway).  The model is always
  * the configured one and the configured system prompt always goes first.
+ * OpenUI Chat's body is the OpenAI shape with a "threadId" (and AG-UI's
+ * fields, which never reach C1): it streams unless it says otherwise.
  */
 
 
@@ -28,6 +30,9 @@ static int c1_check_messages(cJSON *messages, c1_error_t *err);
 static cJSON *c1_message(const char *role, cJSON *content);
 static int c1_add_settings(cJSON *req, const c1_settings_t *s);
 static int c1_prompt_text(cJSON *prompt, cJSON **text, c1_error_t *err);
+static int c1_request_id(cJSON *item, const char *code, const char *param,
+    char *out, size_t *len, c1_error_t *err);
+static int c1_request_agui(const char *name, cJSON *item);
 
 
 /*
@@ -115,8 +120,32 @@ c1_request_parse(const unsigned char *in, size_t len, c1_body_type_e type,
         goto failed;
     }
 
+    thread = cJSON_GetObjectItemCaseSensitive(root, "threadId");
+
     if (messages != NULL) {
         req->mode = C1_MODE_OPENAI;
+
+        if (thread != NULL && !cJSON_IsNull(thread)) {
+
+            /* OpenUI Chat's turn: it reads a stream */
+
+            req->openui = 1;
+
+            if (stream == NULL || cJSON_IsNull(stream)) {
+                req->stream = 1;
+            }
+
+            if (s->history
+                && !(cJSON_IsString(thread)
+                     && strcmp(thread->valuestring, "ephemeral") == 0)
+                && c1_request_id(thread, "invalid_thread_id", "threadId",
+                                 req->thread_id, &req->thread_id_len, err)
+                   != C1_OK)
+            {
+                return C1_ERROR;
+            }
+        }
+
         return c1_check_messages(messages, err);
     }
 
@@ -127,23 +156,26 @@ c1_request_parse(const unsigned char *in, size_t len, c1_body_type_e type,
         return rc;
     }
 
-    /* the thread, when threads are kept */
-
-    thread = cJSON_GetObjectItemCaseSensitive(root, "threadId");
+    /* the thread, and the ids of its two new messages, when kept */
 
     if (s->history && thread != NULL && !cJSON_IsNull(thread)) {
-        if (!cJSON_IsString(thread)
-            || !c1_thread_id_valid((unsigned char *) thread->valuestring,
-                                   strlen(thread->valuestring)))
+        if (c1_request_id(thread, "invalid_thread_id", "threadId",
+                          req->thread_id, &req->thread_id_len, err)
+            != C1_OK
+            || (cJSON_IsObject(prompt)
+                && c1_request_id(cJSON_GetObjectItemCaseSensitive(prompt,
+                                                                  "id"),
+                                 "invalid_message_id", "prompt.id",
+                                 req->prompt_id, &req->prompt_id_len, err)
+                   != C1_OK)
+            || c1_request_id(cJSON_GetObjectItemCaseSensitive(root,
+                                                              "responseId"),
+                             "invalid_message_id", "responseId",
+                             req->response_id, &req->response_id_len, err)
+               != C1_OK)
         {
-            C1_BAD_REQUEST(err, "invalid_thread_id", "threadId",
-                           "\"threadId\" must be 1 to 128 printable ASCII "
-                           "characters");
             return C1_ERROR;
         }
-
-        req->thread_id_len = strlen(thread->valuestring);
-        memcpy(req->thread_id, thread->valuestring, req->thread_id_len + 1);
     }
 
     return c1_request_prompt(req, text->valuestring,
@@ -238,7 +270,8 @@ c1_request_render(c1_request_t *req, const c1_settings_t *s,
 
             if (strcmp(item->string, "model") == 0
                 || strcmp(item->string, "messages") == 0
-                || strcmp(item->string, "stream") == 0)
+                || strcmp(item->string, "stream") == 0
+                || (req->openui && c1_request_agui(item->string, item)))
             {
                 continue;
             }
@@ -399,6 +432,151 @@ c1_request_prompt(c1_request_t *req, const char *text, size_t len,
     req->prompt_len = len;
 
     return C1_OK;
+}
+
+
+/*
+ * The client's messages that a thread keeps (OpenUI's turn: they become
+ * the thread's): the user's and the assistant's, with their text.
+ */
+
+int
+c1_request_keep(c1_request_t *req, c1_request_keep_pt handler, void *data)
+{
+    int          rc, role;
+    cJSON       *m, *item, *part, *text, *type, *id;
+    c1_buf_t     joined;
+    const char  *r;
+
+    item = cJSON_GetObjectItemCaseSensitive(req->root, "messages");
+
+    cJSON_ArrayForEach(m, item) {
+
+        r = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+
+        if (r == NULL) {
+            continue;
+        }
+
+        if (strcmp(r, "user") == 0) {
+            role = C1_ROLE_USER;
+
+        } else if (strcmp(r, "assistant") == 0) {
+            role = C1_ROLE_ASSISTANT;
+
+        } else {
+            continue;
+        }
+
+        id = cJSON_GetObjectItemCaseSensitive(m, "id");
+
+        if (!cJSON_IsString(id)
+            || !c1_thread_id_valid((unsigned char *) id->valuestring,
+                                   strlen(id->valuestring)))
+        {
+            id = NULL;
+        }
+
+        text = cJSON_GetObjectItemCaseSensitive(m, "content");
+
+        if (cJSON_IsString(text)) {
+            rc = handler(data, id ? (unsigned char *) id->valuestring : NULL,
+                         id ? strlen(id->valuestring) : 0, role,
+                         (unsigned char *) text->valuestring,
+                         strlen(text->valuestring));
+
+            if (rc != C1_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (!cJSON_IsArray(text)) {
+            continue;
+        }
+
+        /* parts: their text, one after another */
+
+        memset(&joined, 0, sizeof(c1_buf_t));
+
+        cJSON_ArrayForEach(part, text) {
+            type = cJSON_GetObjectItemCaseSensitive(part, "type");
+            item = cJSON_GetObjectItemCaseSensitive(part, "text");
+
+            if (cJSON_IsString(type) && strcmp(type->valuestring, "text") == 0
+                && cJSON_IsString(item)
+                && c1_buf_append(&joined, item->valuestring,
+                                 strlen(item->valuestring))
+                   != C1_OK)
+            {
+                c1_buf_free(&joined);
+                return C1_NOMEM;
+            }
+        }
+
+        rc = handler(data, id ? (unsigned char *) id->valuestring : NULL,
+                     id ? strlen(id->valuestring) : 0, role,
+                     joined.data, joined.len);
+
+        c1_buf_free(&joined);
+
+        if (rc != C1_OK) {
+            return rc;
+        }
+    }
+
+    return C1_OK;
+}
+
+
+/* a thread's or a message's id given by the client: checked, copied */
+
+static int
+c1_request_id(cJSON *item, const char *code, const char *param, char *out,
+    size_t *len, c1_error_t *err)
+{
+    size_t  n;
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        return C1_OK;
+    }
+
+    if (!cJSON_IsString(item)
+        || (n = strlen(item->valuestring)) == 0
+        || !c1_thread_id_valid((unsigned char *) item->valuestring, n))
+    {
+        C1_BAD_REQUEST(err, code, param, "\"%s\" must be 1 to 128 "
+                       "printable ASCII characters", param);
+        return C1_ERROR;
+    }
+
+    memcpy(out, item->valuestring, n + 1);
+    *len = n;
+
+    return C1_OK;
+}
+
+
+/* AG-UI's fields of OpenUI's body, which C1 does not take */
+
+static int
+c1_request_agui(const char *name, cJSON *item)
+{
+    static const char  *fields[] = {
+        "threadId", "runId", "context", "forwardedProps", "state", NULL
+    };
+
+    const char  **f;
+
+    for (f = fields; *f; f++) {
+        if (strcmp(name, *f) == 0) {
+            return 1;
+        }
+    }
+
+    return strcmp(name, "tools") == 0 && cJSON_IsArray(item)
+           && item->child == NULL;
 }
 
 

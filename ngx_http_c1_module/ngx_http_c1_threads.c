@@ -1,9 +1,11 @@
 
 /*
- * ngx_http_c1_module: conversation threads in a shared memory zone, seen
- * by every worker and kept across reloads: the c1_history_zone and
- * c1_history directives, turns begun and committed for the handler, and
- * GET and DELETE of a thread.
+ * ngx_http_c1_module: the thread store in a shared memory zone, seen by
+ * every worker and kept across reloads (its first backend), and the
+ * directives that name stores: c1_history_zone, c1_history, c1_threads.
+ * Every operation ends at once: the zone is locked, the change made or
+ * what is asked for copied out into the operation's pool, the zone
+ * unlocked; nothing is rendered under the lock.
  */
 
 
@@ -14,10 +16,19 @@
 
 
 static ngx_int_t ngx_http_c1_init_zone(ngx_shm_zone_t *shm_zone, void *data);
-static void ngx_http_c1_thread_cleanup(void *data);
-static ngx_int_t ngx_http_c1_thread_id(ngx_http_request_t *r, ngx_str_t *id);
-static void ngx_http_c1_log_evicted(ngx_http_request_t *r,
-    ngx_http_c1_zone_t *zone, uint64_t evicted);
+static ngx_int_t ngx_http_c1_zone_run(ngx_http_c1_store_op_t *op);
+static ngx_int_t ngx_http_c1_zone_op(ngx_http_c1_store_op_t *op,
+    c1_history_t *h);
+static c1_thread_t *ngx_http_c1_zone_find(ngx_http_c1_store_op_t *op,
+    c1_history_t *h);
+static ngx_int_t ngx_http_c1_zone_meta(ngx_http_c1_store_op_t *op,
+    c1_thread_t *t, ngx_http_c1_meta_t *meta);
+static ngx_int_t ngx_http_c1_zone_msgs(ngx_http_c1_store_op_t *op,
+    c1_thread_t *t);
+static ngx_int_t ngx_http_c1_zone_msg(ngx_http_c1_store_op_t *op,
+    c1_msg_t *m, ngx_http_c1_msg_t *out);
+static c1_msg_in_t *ngx_http_c1_zone_in(ngx_http_c1_store_op_t *op);
+static ngx_int_t ngx_http_c1_zone_rc(int rc);
 
 
 void *
@@ -146,6 +157,7 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t           i;
     ngx_shm_zone_t           *shm_zone;
     ngx_http_c1_zone_t       *zone, **zp;
+    ngx_http_c1_store_t      *store, **sp;
     ngx_http_c1_main_conf_t  *mcf;
 
     value = cf->args->elts;
@@ -250,12 +262,37 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
 
+    if (ngx_http_c1_store_find(mcf, &name) != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a c1 history store \"%V\" is already defined",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
     zp = ngx_array_push(&mcf->zones);
     if (zp == NULL) {
         return NGX_CONF_ERROR;
     }
 
     *zp = zone;
+
+    store = ngx_pcalloc(cf->pool, sizeof(ngx_http_c1_store_t));
+    if (store == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    store->name = name;
+    store->run = ngx_http_c1_zone_run;
+    store->data = zone;
+    store->file = cf->conf_file->file.name.data;
+    store->line = cf->conf_file->line;
+
+    sp = ngx_array_push(&mcf->stores);
+    if (sp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *sp = store;
 
     return NGX_CONF_OK;
 
@@ -275,24 +312,76 @@ ngx_http_c1_history(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t  *value;
 
-    if (lcf->history != NGX_CONF_UNSET_PTR) {
+    if (lcf->history_name.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        lcf->history = NULL;
-        return NGX_CONF_OK;
+    lcf->history_name = value[1];           /* "off": no store */
+
+    return NGX_CONF_OK;
+}
+
+
+/* c1_threads NAME: the thread API of a store, in a prefix location */
+
+char *
+ngx_http_c1_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_c1_loc_conf_t *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->threads_name.data) {
+        return "is duplicate";
     }
 
-    lcf->history = ngx_shared_memory_add(cf, &value[1], 0,
-                                         &ngx_http_c1_module);
-    if (lcf->history == NULL) {
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->named || clcf->exact_match
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        )
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"c1_threads\" needs a prefix location, "
+                           "such as \"location /api/threads/\"");
         return NGX_CONF_ERROR;
     }
 
+    value = cf->args->elts;
+
+    lcf->threads_name = value[1];
+    lcf->threads_prefix = clcf->name;
+    lcf->threads_file = cf->conf_file->file.name;
+    lcf->threads_line = cf->conf_file->line;
+
+    clcf->handler = ngx_http_c1_thread_api_handler;
+
     return NGX_CONF_OK;
+}
+
+
+ngx_http_c1_store_t *
+ngx_http_c1_store_find(ngx_http_c1_main_conf_t *mcf, ngx_str_t *name)
+{
+    ngx_uint_t             i;
+    ngx_http_c1_store_t  **stores;
+
+    stores = mcf->stores.elts;
+
+    for (i = 0; i < mcf->stores.nelts; i++) {
+        if (stores[i]->name.len == name->len
+            && ngx_strncmp(stores[i]->name.data, name->data, name->len) == 0)
+        {
+            return stores[i];
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -311,6 +400,15 @@ ngx_http_c1_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (ozone) {
 
         /* a reload: the threads stay; the limits are the new ones */
+
+        if (ozone->sh->magic != C1_HISTORY_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "c1_history_zone \"%V\" was made by another "
+                          "version of the module: restart nginx (or name "
+                          "the zone anew) to use this one",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
 
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
@@ -367,39 +465,17 @@ ngx_http_c1_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/*
- * A turn begins on the request's thread: the thread is busy until the
- * request ends, and its stored messages (stable while it is busy) are
- * handed out for the C1 request.
- */
 
-ngx_int_t
-ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
-    ngx_shm_zone_t *shm_zone, c1_request_t *req, c1_turn_t **turns,
-    size_t *nturns)
+
+/* an operation on the zone: done at once, under its lock */
+
+static ngx_int_t
+ngx_http_c1_zone_run(ngx_http_c1_store_op_t *op)
 {
-    int                  rc;
-    size_t               n;
     uint64_t             evicted;
-    c1_msg_t            *m;
-    c1_turn_t           *t;
-    c1_holder_t          holder;
-    c1_thread_t         *thread;
-    ngx_pool_cleanup_t  *cln;
     ngx_http_c1_zone_t  *zone;
 
-    *turns = NULL;
-    *nturns = 0;
-
-    zone = shm_zone->data;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    holder.pid = (uint64_t) ngx_pid;
-    holder.start = ngx_http_c1_process_start(ngx_pid);
+    zone = op->store->data;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -407,265 +483,345 @@ ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
     evicted = zone->sh->evicted;
 
-    rc = c1_history_begin(zone->sh, (u_char *) req->thread_id,
-                          req->thread_id_len, ngx_time(), &holder, &thread,
-                          &ctx->token);
+    op->rc = ngx_http_c1_zone_op(op, zone->sh);
 
-    evicted = zone->sh->evicted - evicted;
+    op->evicted = zone->sh->evicted - evicted;
 
-    if (rc == C1_HISTORY_OK) {
-        n = thread->nmsgs;
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        t = n ? ngx_palloc(r->pool, n * sizeof(c1_turn_t)) : NULL;
+    if (op->evicted) {
+        ngx_log_error(NGX_LOG_WARN, op->log, 0,
+                      "c1: c1_history_zone \"%V\" is full: the history of "
+                      "%uL least recently used thread%s was dropped",
+                      &zone->name, op->evicted,
+                      op->evicted == 1 ? "" : "s");
+    }
 
-        if (n && t == NULL) {
-            c1_history_end(zone->sh, thread, ctx->token);
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_c1_zone_op(ngx_http_c1_store_op_t *op, c1_history_t *h)
+{
+    int            rc, more;
+    uint64_t       ms;
+    ngx_uint_t     i, n;
+    c1_msg_t      *m;
+    c1_holder_t    holder;
+    c1_msg_in_t   *in;
+    c1_thread_t   *t, *page[NGX_HTTP_C1_PAGE_MAX];
+    ngx_time_t    *tp;
+
+    tp = ngx_timeofday();
+    ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    switch (op->type) {
+
+    case NGX_HTTP_C1_STORE_BEGIN:
+        holder.pid = (uint64_t) ngx_pid;
+        holder.start = ngx_http_c1_process_start(ngx_pid);
+
+        rc = c1_history_begin(h, op->owner.data, op->owner.len,
+                              op->thread.data, op->thread.len, ngx_time(),
+                              &holder, &t, &op->token);
+        if (rc != C1_HISTORY_OK) {
+            return ngx_http_c1_zone_rc(rc);
+        }
+
+        if (ngx_http_c1_zone_meta(op, t, &op->meta) != NGX_OK
+            || (op->load && ngx_http_c1_zone_msgs(op, t) != NGX_OK))
+        {
+            c1_history_end(h, t, op->token);
             return NGX_ERROR;
         }
 
-        for (n = 0, m = thread->first; m; m = m->next, n++) {
-            t[n].role = (m->role == C1_ROLE_USER) ? "user" : "assistant";
-            t[n].data = m->data;
-            t[n].len = m->len;
+        return NGX_OK;
+
+    case NGX_HTTP_C1_STORE_COMMIT:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t == NULL) {
+            return NGX_HTTP_C1_STORE_NONE;
         }
 
-        *turns = t;
-        *nturns = n;
+        in = ngx_http_c1_zone_in(op);
+        if (in == NULL) {
+            c1_history_end(h, t, op->token);
+            return NGX_ERROR;
+        }
+
+        rc = c1_history_commit(h, t, op->token, in, op->nmsgs, op->replace,
+                               op->title.data, op->title.len, ngx_time(),
+                               ms);
+
+        c1_history_end(h, t, op->token);
+
+        if (rc != C1_HISTORY_OK) {
+            return ngx_http_c1_zone_rc(rc);
+        }
+
+        return ngx_http_c1_zone_meta(op, t, &op->meta);
+
+    case NGX_HTTP_C1_STORE_END:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t != NULL) {
+            c1_history_end(h, t, op->token);
+        }
+
+        return NGX_OK;
+
+    case NGX_HTTP_C1_STORE_LIST:
+        n = c1_history_list(h, op->owner.data, op->owner.len, op->cursor,
+                            ngx_min(op->limit, NGX_HTTP_C1_PAGE_MAX), page,
+                            &more);
+
+        op->metas = ngx_pcalloc(op->pool,
+                                (n ? n : 1) * sizeof(ngx_http_c1_meta_t));
+        if (op->metas == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ngx_http_c1_zone_meta(op, page[i], &op->metas[i]) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        op->nmetas = n;
+        op->next = (more && n) ? page[n - 1]->seq : 0;
+
+        return NGX_OK;
+
+    case NGX_HTTP_C1_STORE_GET:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t == NULL) {
+            return NGX_HTTP_C1_STORE_NONE;
+        }
+
+        c1_history_use(h, t, ngx_time());
+
+        if (ngx_http_c1_zone_meta(op, t, &op->meta) != NGX_OK
+            || ngx_http_c1_zone_msgs(op, t) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    case NGX_HTTP_C1_STORE_CREATE:
+        rc = c1_history_create(h, op->owner.data, op->owner.len,
+                               op->thread.data, op->thread.len,
+                               op->title.data, op->title.len, ngx_time(), ms,
+                               &t);
+        if (rc != C1_HISTORY_OK) {
+            return ngx_http_c1_zone_rc(rc);
+        }
+
+        return ngx_http_c1_zone_meta(op, t, &op->meta);
+
+    case NGX_HTTP_C1_STORE_RENAME:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t == NULL) {
+            return NGX_HTTP_C1_STORE_NONE;
+        }
+
+        rc = c1_history_rename(h, t, op->title.data, op->title.len,
+                               ngx_time(), ms);
+        if (rc != C1_HISTORY_OK) {
+            return ngx_http_c1_zone_rc(rc);
+        }
+
+        return ngx_http_c1_zone_meta(op, t, &op->meta);
+
+    case NGX_HTTP_C1_STORE_REPLACE:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t == NULL) {
+            return NGX_HTTP_C1_STORE_NONE;
+        }
+
+        in = ngx_http_c1_zone_in(op);
+        if (in == NULL || op->nmsgs != 1) {
+            return NGX_ERROR;
+        }
+
+        rc = c1_history_replace(h, t, in, ngx_time(), ms, &m);
+        if (rc != C1_HISTORY_OK) {
+            return ngx_http_c1_zone_rc(rc);
+        }
+
+        op->out = ngx_palloc(op->pool, sizeof(ngx_http_c1_msg_t));
+        if (op->out == NULL) {
+            return NGX_ERROR;
+        }
+
+        op->nout = 1;
+
+        if (ngx_http_c1_zone_msg(op, m, op->out) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_c1_zone_meta(op, t, &op->meta);
+
+    case NGX_HTTP_C1_STORE_DELETE:
+        t = ngx_http_c1_zone_find(op, h);
+        if (t == NULL) {
+            return NGX_HTTP_C1_STORE_NONE;
+        }
+
+        return ngx_http_c1_zone_rc(c1_history_delete(h, t));
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    return NGX_ERROR;
+}
 
-    if (evicted) {
-        ngx_http_c1_log_evicted(r, zone, evicted);
+
+/* the thread of the operation: its owner's, and listed, or being made */
+
+static c1_thread_t *
+ngx_http_c1_zone_find(ngx_http_c1_store_op_t *op, c1_history_t *h)
+{
+    c1_thread_t  *t;
+
+    t = c1_history_find(h, op->owner.data, op->owner.len, op->thread.data,
+                        op->thread.len);
+
+    if (t == NULL) {
+        return NULL;
     }
 
-    if (rc == C1_HISTORY_BUSY) {
-        return NGX_BUSY;
+    /* a thread whose first turn runs is not there yet, but for its turn */
+
+    if (t->seq == 0 && op->type != NGX_HTTP_C1_STORE_COMMIT
+        && op->type != NGX_HTTP_C1_STORE_END)
+    {
+        return NULL;
     }
 
-    if (rc != C1_HISTORY_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "c1: c1_history_zone \"%V\" is full: thread \"%s\" "
-                      "goes without history", &zone->name, req->thread_id);
-        return NGX_DECLINED;
+    return t;
+}
+
+
+static ngx_int_t
+ngx_http_c1_zone_meta(ngx_http_c1_store_op_t *op, c1_thread_t *t,
+    ngx_http_c1_meta_t *meta)
+{
+    meta->id.len = t->id_len;
+    meta->id.data = ngx_pnalloc(op->pool, t->id_len + t->title_len + 1);
+
+    if (meta->id.data == NULL) {
+        return NGX_ERROR;
     }
 
-    ctx->zone = zone;
-    ctx->thread = thread;
+    ngx_memcpy(meta->id.data, t->id, t->id_len);
 
-    cln->handler = ngx_http_c1_thread_cleanup;
-    cln->data = ctx;
+    meta->title.len = t->title_len;
+    meta->title.data = meta->id.data + t->id_len;
+
+    if (t->title_len) {
+        ngx_memcpy(meta->title.data, t->title, t->title_len);
+    }
+
+    meta->created = t->created;
+    meta->updated = t->updated;
 
     return NGX_OK;
 }
 
 
-/* C1's answer is whole: the user message and the answer join the thread */
-
-void
-ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
-    u_char *answer, size_t len)
+static ngx_int_t
+ngx_http_c1_zone_msgs(ngx_http_c1_store_op_t *op, c1_thread_t *t)
 {
-    int                  rc;
-    uint64_t             evicted;
-    ngx_http_c1_zone_t  *zone;
+    ngx_uint_t   n;
+    c1_msg_t    *m;
 
-    zone = ctx->zone;
-
-    if (zone == NULL || ctx->thread == NULL) {
-        return;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    evicted = zone->sh->evicted;
-
-    rc = c1_history_commit(zone->sh, ctx->thread, ctx->token,
-                           ctx->prompt.data, ctx->prompt.len, answer, len,
-                           ngx_time());
-
-    evicted = zone->sh->evicted - evicted;
-
-    c1_history_end(zone->sh, ctx->thread, ctx->token);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ctx->thread = NULL;
-
-    if (evicted) {
-        ngx_http_c1_log_evicted(r, zone, evicted);
-    }
-
-    if (rc != C1_HISTORY_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "c1: c1_history_zone \"%V\" is full: this turn of "
-                      "thread \"%V\" was not kept", &zone->name,
-                      &ctx->thread_id);
-    }
-}
-
-
-/* the request ends without a committed turn: the thread stays as it was */
-
-static void
-ngx_http_c1_thread_cleanup(void *data)
-{
-    ngx_http_c1_ctx_t *ctx = data;
-
-    ngx_http_c1_zone_t  *zone;
-
-    zone = ctx->zone;
-
-    if (zone == NULL || ctx->thread == NULL) {
-        return;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    c1_history_end(zone->sh, ctx->thread, ctx->token);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ctx->thread = NULL;
-}
-
-
-static void
-ngx_http_c1_log_evicted(ngx_http_request_t *r, ngx_http_c1_zone_t *zone,
-    uint64_t evicted)
-{
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "c1: c1_history_zone \"%V\" is full: the history of %uL "
-                  "least recently used thread%s was dropped", &zone->name,
-                  evicted, evicted == 1 ? "" : "s");
-}
-
-
-/* GET ?threadId=ID: the thread as [{"role", "content"}, ...] */
-
-ngx_int_t
-ngx_http_c1_thread_get(ngx_http_request_t *r, ngx_shm_zone_t *shm_zone,
-    ngx_str_t *json)
-{
-    char                *out;
-    size_t               n, len;
-    ngx_str_t            id;
-    c1_msg_t            *msg;
-    c1_turn_t           *turns;
-    c1_thread_t         *t;
-    ngx_http_c1_zone_t  *zone;
-
-    if (ngx_http_c1_thread_id(r, &id) != NGX_OK) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    zone = shm_zone->data;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    c1_history_expire(zone->sh, ngx_time(), 2);
-
-    t = c1_history_find(zone->sh, id.data, id.len);
-
-    if (t == NULL || t->nmsgs == 0) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_HTTP_NOT_FOUND;
-    }
-
-    turns = ngx_palloc(r->pool, t->nmsgs * sizeof(c1_turn_t));
-    if (turns == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+    op->nout = 0;
+    op->out = ngx_palloc(op->pool, (t->nmsgs ? t->nmsgs : 1)
+                                   * sizeof(ngx_http_c1_msg_t));
+    if (op->out == NULL) {
         return NGX_ERROR;
     }
 
-    for (n = 0, msg = t->first; msg; msg = msg->next, n++) {
-        turns[n].role = (msg->role == C1_ROLE_USER) ? "user" : "assistant";
-        turns[n].data = msg->data;
-        turns[n].len = msg->len;
+    for (n = 0, m = t->first; m; m = m->next, n++) {
+        if (ngx_http_c1_zone_msg(op, m, &op->out[n]) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
-    out = c1_turns_render(turns, n, &len);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
-
-    json->len = len;
-    json->data = ngx_pnalloc(r->pool, len);
-
-    if (json->data == NULL) {
-        c1_free(out);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(json->data, out, len);
-    c1_free(out);
+    op->nout = n;
 
     return NGX_OK;
 }
 
 
-/* DELETE ?threadId=ID */
-
-ngx_int_t
-ngx_http_c1_thread_delete(ngx_http_request_t *r, ngx_shm_zone_t *shm_zone)
+static ngx_int_t
+ngx_http_c1_zone_msg(ngx_http_c1_store_op_t *op, c1_msg_t *m,
+    ngx_http_c1_msg_t *out)
 {
-    int                  rc;
-    ngx_str_t            id;
-    ngx_http_c1_zone_t  *zone;
+    u_char  *p;
 
-    if (ngx_http_c1_thread_id(r, &id) != NGX_OK) {
-        return NGX_HTTP_BAD_REQUEST;
+    p = ngx_pnalloc(op->pool, m->id_len + m->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
     }
 
-    zone = shm_zone->data;
+    ngx_memcpy(p, c1_msg_id(m), m->id_len + m->len);
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    rc = c1_history_delete(zone->sh, id.data, id.len);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    out->id.data = p;
+    out->id.len = m->id_len;
+    out->content.data = p + m->id_len;
+    out->content.len = m->len;
+    out->role = m->role;
+    out->time = m->time;
 
+    return NGX_OK;
+}
+
+
+static c1_msg_in_t *
+ngx_http_c1_zone_in(ngx_http_c1_store_op_t *op)
+{
+    ngx_uint_t    i;
+    c1_msg_in_t  *in;
+
+    in = ngx_palloc(op->pool, (op->nmsgs ? op->nmsgs : 1)
+                              * sizeof(c1_msg_in_t));
+    if (in == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < op->nmsgs; i++) {
+        in[i].id = op->msgs[i].id.data;
+        in[i].id_len = op->msgs[i].id.len;
+        in[i].role = (int) op->msgs[i].role;
+        in[i].content = op->msgs[i].content.data;
+        in[i].len = op->msgs[i].content.len;
+    }
+
+    return in;
+}
+
+
+static ngx_int_t
+ngx_http_c1_zone_rc(int rc)
+{
     switch (rc) {
 
     case C1_HISTORY_OK:
         return NGX_OK;
 
     case C1_HISTORY_BUSY:
-        return NGX_HTTP_CONFLICT;
+        return NGX_HTTP_C1_STORE_BUSY;
+
+    case C1_HISTORY_NONE:
+        return NGX_HTTP_C1_STORE_NO_MSG;
+
+    case C1_HISTORY_ROLE:
+        return NGX_HTTP_C1_STORE_ROLE;
+
+    case C1_HISTORY_NOMEM:
+        return NGX_HTTP_C1_STORE_FULL;
 
     default:
-        return NGX_HTTP_NOT_FOUND;
-    }
-}
-
-
-/* the threadId argument, unescaped and checked */
-
-static ngx_int_t
-ngx_http_c1_thread_id(ngx_http_request_t *r, ngx_str_t *id)
-{
-    u_char     *dst, *src;
-    ngx_str_t   arg;
-
-    if (ngx_http_arg(r, (u_char *) "threadId", 8, &arg) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    id->data = ngx_pnalloc(r->pool, arg.len);
-    if (id->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    dst = id->data;
-    src = arg.data;
-
-    ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
-
-    id->len = dst - id->data;
-
-    if (!c1_thread_id_valid(id->data, id->len)) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }

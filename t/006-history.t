@@ -53,13 +53,13 @@ __DATA__
 
 
 
-=== TEST 2: <C1Chat>'s exact body: the message id is stripped, the content kept verbatim, the round trip stored
+=== TEST 2: <C1Chat>'s exact body: the message id is stripped from C1's request, the content kept verbatim, the round trip stored under prompt.id and responseId
 --- request eval
 ["POST /chat\n{\"prompt\":{\"id\":\"0f8e7a52-2f7c-4a51-9a4b-1d2f7a8b9c01\",\"role\":\"user\",\"content\":\"<content thesys=\\\"true\\\">Show &quot;sales&quot; by month</content>\"},\"threadId\":\"6c4f1e0a-8d2b-4b7e-a5c3-9e1f2d3c4b5a\",\"responseId\":\"a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d\"}",
  "GET /chat?threadId=6c4f1e0a-8d2b-4b7e-a5c3-9e1f2d3c4b5a"]
 --- response_body eval
 ["system:sys | user:<content thesys=\"true\">Show &quot;sales&quot; by month</content>",
- '[{"role":"user","content":"<content thesys=\"true\">Show &quot;sales&quot; by month</content>"},{"role":"assistant","content":"system:sys | user:<content thesys=\"true\">Show &quot;sales&quot; by month</content>"}]']
+ '[{"id":"0f8e7a52-2f7c-4a51-9a4b-1d2f7a8b9c01","role":"user","content":"<content thesys=\"true\">Show &quot;sales&quot; by month</content>"},{"id":"a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d","role":"assistant","content":"system:sys | user:<content thesys=\"true\">Show &quot;sales&quot; by month</content>"}]']
 
 
 
@@ -76,8 +76,8 @@ __DATA__
     }
 --- request eval
 ["POST /chat\n{\"prompt\": \"x\", \"threadId\": \"s1\"}", "GET /chat?threadId=s1"]
---- response_body eval
-[$C1Test::StreamText, "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"<content thesys=\\\"true\\\">{&quot;component&quot;: \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}\\n\\\"quoted\\\" \\\\ </content>\"}]"]
+--- response_body_like eval
+['^' . quotemeta($C1Test::StreamText) . '$', C1Test::with_ids("[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"<content thesys=\\\"true\\\">{&quot;component&quot;: \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}\\n\\\"quoted\\\" \\\\ </content>\"}]")]
 
 
 
@@ -103,7 +103,7 @@ __DATA__
 --- error_code eval
 [500, 404, 200, 500, 502, 200]
 --- response_body_like eval
-['"message":"down"', 'thread_not_found', '^fine$', '"message":"down"', 'bad_upstream_answer', '^\[\{"role":"user","content":"first"\},\{"role":"assistant","content":"fine"\}\]$']
+['"message":"down"', 'thread_not_found', '^fine$', '"message":"down"', 'bad_upstream_answer', C1Test::with_ids('[{"role":"user","content":"first"},{"role":"assistant","content":"fine"}]')]
 
 
 
@@ -115,11 +115,11 @@ __DATA__
  "POST /chat\n{\"prompt\": \"2\", \"threadId\": \"m\"}",
  "POST /chat\n{\"prompt\": \"3\", \"threadId\": \"m\"}",
  "GET /chat?threadId=m"]
---- response_body eval
-["system:sys | user:1",
+--- response_body_like eval
+[map({ '^' . quotemeta($_) . '$' } "system:sys | user:1",
  "system:sys | user:1 | assistant:system:sys | user:1 | user:2",
- "system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3",
- '[{"role":"user","content":"2"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2"},{"role":"user","content":"3"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3"}]']
+ "system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3"),
+ C1Test::with_ids('[{"role":"user","content":"2"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2"},{"role":"user","content":"3"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3"}]')]
 
 
 
@@ -135,7 +135,7 @@ __DATA__
 --- error_code eval
 [200, 200, 200, 404]
 --- response_body_like eval
-['^system:sys \| user:1$', '^\[\{"role":"user","content":"1"\}', 'slept', 'thread_not_found']
+['^system:sys \| user:1$', "^\\[\\{\"id\":\"$C1Test::Uuid\",\"role\":\"user\",\"content\":\"1\"\\}", 'slept', 'thread_not_found']
 --- timeout: 8
 
 
@@ -149,7 +149,7 @@ __DATA__
 --- error_code eval
 [(200) x 12, 404, 200]
 --- response_body_like eval
-[(map { "^system:sys \\| user:p$_ " } 1 .. 12), 'thread_not_found', '^\[\{"role":"user","content":"p12 ']
+[(map { "^system:sys \\| user:p$_ " } 1 .. 12), 'thread_not_found', "^\\[\\{\"id\":\"$C1Test::Uuid\",\"role\":\"user\",\"content\":\"p12 "]
 --- no_error_log
 [error]
 [alert]
@@ -167,13 +167,13 @@ __DATA__
  "PUT /chat?threadId=d1\n{}"]
 --- error_code eval
 [200, 200, 200, 404, 404, 405]
---- response_body eval
-["system:sys | user:hello",
- '[{"role":"user","content":"hello"},{"role":"assistant","content":"system:sys | user:hello"}]',
- '{"deleted":true}',
+--- response_body_like eval
+[map({ '^' . quotemeta($_) . '$' } "system:sys | user:hello"),
+ C1Test::with_ids('[{"role":"user","content":"hello"},{"role":"assistant","content":"system:sys | user:hello"}]'),
+ map({ '^' . quotemeta($_) . '$' } '{"deleted":true}',
  '{"error":{"message":"no such thread","type":"invalid_request_error","param":"threadId","code":"thread_not_found"}}',
  '{"error":{"message":"no such thread","type":"invalid_request_error","param":"threadId","code":"thread_not_found"}}',
- '{"error":{"message":"this endpoint takes POST, and GET or DELETE of a thread","type":"invalid_request_error","param":null,"code":"method_not_allowed"}}']
+ '{"error":{"message":"this endpoint takes POST, and GET or DELETE of a thread","type":"invalid_request_error","param":null,"code":"method_not_allowed"}}')]
 
 
 

@@ -11,6 +11,7 @@
 
 #include "ngx_http_c1_proto.h"
 #include "ngx_http_c1_scan.h"
+#include "ngx_http_c1_api.h"
 #include "c1_mem.h"
 
 
@@ -741,17 +742,52 @@ test_sse(void)
 
 #define ID(s)  (const unsigned char *) s, sizeof(s) - 1
 #define TXT(s) (const unsigned char *) s, sizeof(s) - 1
+#define OWN    (const unsigned char *) "", 0
+#define ALICE  (const unsigned char *) "alice", 5
+#define BOB    (const unsigned char *) "bob", 3
+
+
+/* a turn's two messages: ids "q" + n and "a" + n */
+
+static int
+history_turn(c1_history_t *h, c1_thread_t *t, uint64_t tok,
+    const char *q, const unsigned char *a, size_t alen, time_t now)
+{
+    c1_msg_in_t  m[2];
+    static int   n;
+    char         qid[16], aid[16];
+
+    n++;
+    snprintf(qid, sizeof(qid), "q%d", n);
+    snprintf(aid, sizeof(aid), "a%d", n);
+
+    m[0].id = (unsigned char *) qid;
+    m[0].id_len = strlen(qid);
+    m[0].role = C1_ROLE_USER;
+    m[0].content = (const unsigned char *) q;
+    m[0].len = strlen(q);
+    m[1].id = (unsigned char *) aid;
+    m[1].id_len = strlen(aid);
+    m[1].role = C1_ROLE_ASSISTANT;
+    m[1].content = a;
+    m[1].len = alen;
+
+    return c1_history_commit(h, t, tok, m, 2, 0, TXT("title"), now,
+                             (uint64_t) now * 1000);
+}
 
 
 static void
 test_history(void)
 {
-    int                   rc;
-    uint64_t              tok, tok2;
+    int                   rc, more;
+    size_t                n, i;
+    uint64_t              tok, tok2, seq;
     c1_mem_t              mem;
+    c1_msg_in_t           in[3];
     static unsigned char  big[8192];
     c1_msg_t      *m;
-    c1_thread_t   *t, *t2;
+    c1_thread_t   *t, *t2, *page[8];
     c1_history_t   h;
     c1_holder_t    me, other;
 
@@ -773,79 +809,210 @@ test_history(void)
        && !c1_thread_id_valid(ID("a b")) && !c1_thread_id_valid(ID("\x7f")),
        "history: thread ids are 1-128 printable ASCII");
 
-    rc = c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
+    rc = c1_history_begin(&h, OWN, ID("t-1"), 1000, &me, &t, &tok);
     ok(rc == C1_HISTORY_OK && t->nmsgs == 0, "history: a turn begins");
 
-    ok(c1_history_begin(&h, ID("t-1"), 1001, &me, &t2, &tok2) == C1_HISTORY_BUSY,
+    ok(c1_history_begin(&h, OWN, ID("t-1"), 1001, &me, &t2, &tok2)
+       == C1_HISTORY_BUSY,
        "history: a second turn on the same thread is refused");
 
+    n = c1_history_list(&h, OWN, 0, 10, page, &more);
+    ok(n == 0, "history: a thread whose first turn runs is not listed");
+
     c1_history_end(&h, t, tok);
-    ok(c1_history_find(&h, ID("t-1")) == NULL && h.threads == 0,
+    ok(c1_history_find(&h, OWN, ID("t-1")) == NULL && h.threads == 0,
        "history: a failed first turn leaves no thread");
 
-    c1_history_begin(&h, ID("t-1"), 1000, &me, &t, &tok);
-    ok(c1_history_commit(&h, t, tok, TXT("q1"), TXT("a1"), 1000)
-       == C1_HISTORY_OK && t->nmsgs == 2, "history: a turn is kept");
+    c1_history_begin(&h, OWN, ID("t-1"), 1000, &me, &t, &tok);
+    ok(history_turn(&h, t, tok, "q1", TXT("a1"), 1000) == C1_HISTORY_OK
+       && t->nmsgs == 2 && t->seq != 0 && t->title_len == 5,
+       "history: a turn is kept, the thread listed with the title given");
     c1_history_end(&h, t, tok);
 
-    c1_history_begin(&h, ID("t-1"), 1001, &me, &t, &tok);
+    c1_history_begin(&h, OWN, ID("t-1"), 1001, &me, &t, &tok);
     c1_history_end(&h, t, tok);
-    ok(c1_history_find(&h, ID("t-1")) == t && t->nmsgs == 2,
+    ok(c1_history_find(&h, OWN, ID("t-1")) == t && t->nmsgs == 2,
        "history: a failed turn leaves the thread as it was");
 
-    c1_history_begin(&h, ID("t-1"), 1002, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q2"), TXT("a2"), 1002);
+    c1_history_begin(&h, OWN, ID("t-1"), 1002, &me, &t, &tok);
+    history_turn(&h, t, tok, "q2", TXT("a2"), 1002);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("t-1"), 1003, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q3"), TXT("a3"), 1003);
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    history_turn(&h, t, tok, "q3", TXT("a3"), 1003);
     c1_history_end(&h, t, tok);
 
     m = t->first;
-    ok(t->nmsgs == 4 && m->len == 2 && memcmp(m->data, "q2", 2) == 0
+    ok(t->nmsgs == 4 && m->len == 2
+       && memcmp(c1_msg_content(m), "q2", 2) == 0
        && m->next->role == C1_ROLE_ASSISTANT,
        "history: max_messages keeps the newest, oldest dropped first");
 
-    ok(c1_history_commit(&h, t, tok, TXT("x"), TXT("y"), 1003)
-       == C1_HISTORY_NONE, "history: no commit once the turn is over");
+    ok(history_turn(&h, t, tok, "x", TXT("y"), 1003) == C1_HISTORY_NONE,
+       "history: no commit once the turn is over");
 
-    /* a stream with events and no content: an empty answer, kept */
+    /* ids: one already stored is not stored again */
 
-    c1_history_begin(&h, ID("empty"), 1004, &me, &t2, &tok2);
-    ok(c1_history_commit(&h, t2, tok2, TXT("q"), NULL, 0, 1004)
-       == C1_HISTORY_OK && t2->last->len == 0,
-       "history: an empty answer is kept");
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    in[0].id = c1_msg_id(t->last->next ? t->last : t->last);
+    in[0].id_len = t->last->id_len;
+    in[0].role = C1_ROLE_ASSISTANT;
+    in[0].content = (unsigned char *) "dup";
+    in[0].len = 3;
+    in[1].id = (unsigned char *) "new";
+    in[1].id_len = 3;
+    in[1].role = C1_ROLE_ASSISTANT;
+    in[1].content = (unsigned char *) "fresh";
+    in[1].len = 5;
+    in[2] = in[1];
+    rc = c1_history_commit(&h, t, tok, in, 3, 0, NULL, 0, 1003, 1003000);
+    ok(rc == C1_HISTORY_OK && t->last->len == 5
+       && memcmp(c1_msg_id(t->last), "new", 3) == 0
+       && t->nmsgs == 4,
+       "history: a message id already stored, or twice in a turn, is "
+       "stored once");
+    c1_history_end(&h, t, tok);
+
+    /* owners: the same id under two owners is two threads */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1004, &me, &t2, &tok2);
+    ok(t2 != t && c1_history_find(&h, ALICE, ID("t-1")) == t2
+       && c1_history_find(&h, BOB, ID("t-1")) == NULL,
+       "history: a thread is its owner's");
+    history_turn(&h, t2, tok2, "alice's", TXT("a"), 1004);
     c1_history_end(&h, t2, tok2);
-    c1_history_delete(&h, ID("empty"));
+
+    n = c1_history_list(&h, BOB, 0, 10, page, &more);
+    ok(n == 0 && !more, "history: another owner lists none of them");
+    n = c1_history_list(&h, ALICE, 0, 10, page, &more);
+    ok(n == 1 && page[0] == t2, "history: an owner lists its own");
+
+    /* the index: most recently updated first, pages by cursor */
+
+    for (i = 0; i < 5; i++) {
+        unsigned char  id[8];
+
+        snprintf((char *) id, sizeof(id), "p%zu", i);
+        ok(c1_history_create(&h, ALICE, id, 2, TXT("made"), 1005,
+                             1005000 + i, &t) == C1_HISTORY_OK,
+           "history: created");
+    }
+
+    ok(c1_history_create(&h, ALICE, ID("p0"), TXT("again"), 1005, 1005100,
+                         &t) == C1_HISTORY_EXISTS,
+       "history: create refuses an id taken");
+
+    n = c1_history_list(&h, ALICE, 0, 2, page, &more);
+    ok(n == 2 && more && page[0]->id[1] == '4' && page[1]->id[1] == '3',
+       "history: newest first, a page and more");
+    seq = page[1]->seq;
+
+    /* a thread made meanwhile goes first, and not into the next page */
+
+    c1_history_create(&h, ALICE, ID("p9"), TXT("later"), 1006, 1006000, &t);
+
+    n = c1_history_list(&h, ALICE, seq, 2, page, &more);
+    ok(n == 2 && more && page[0]->id[1] == '2' && page[1]->id[1] == '1',
+       "history: the next page goes on after the cursor");
+    seq = page[1]->seq;
+
+    /* the cursor's thread updated: the page starts after its old place */
+
+    t = c1_history_find(&h, ALICE, ID("p1"));
+    ok(c1_history_rename(&h, t, TXT("renamed"), 1007, 1007000)
+       == C1_HISTORY_OK && t->title_len == 7 && t->updated == 1007000,
+       "history: rename");
+
+    n = c1_history_list(&h, ALICE, seq, 10, page, &more);
+    ok(n == 2 && !more && page[0]->id[1] == '0' && page[1] == t2,
+       "history: a moved cursor thread: the page goes on where it was");
+
+    n = c1_history_list(&h, ALICE, 0, 1, page, &more);
+    ok(n == 1 && page[0] == t, "history: the renamed thread is first");
+
+    /* a message replaced keeps its place, id and time */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1008, &me, &t2, &tok2);
+    memcpy(big, c1_msg_id(t2->last), t2->last->id_len);
+    in[0].id = big;
+    in[0].id_len = t2->last->id_len;
+    in[0].role = C1_ROLE_ASSISTANT;
+    in[0].content = (unsigned char *) "with <context>{}</context>";
+    in[0].len = 26;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_BUSY, "history: no replace while a turn runs");
+    c1_history_end(&h, t2, tok2);
+
+    seq = t2->last->time;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_OK && t2->last == m && m->len == 26
+       && m->time == seq && t2->nmsgs == 2,
+       "history: a message's content replaced");
+
+    in[0].role = C1_ROLE_USER;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_ROLE, "history: replace checks the role");
+    in[0].id = (unsigned char *) "none";
+    in[0].id_len = 4;
+    in[0].role = 0;
+    ok(c1_history_replace(&h, t2, &in[0], 1008, 1008000, &m)
+       == C1_HISTORY_NONE, "history: replace of an unknown message");
+
+    /* replace: the turn's messages become the thread's */
+
+    c1_history_begin(&h, ALICE, ID("t-1"), 1009, &me, &t2, &tok2);
+    in[0].id = (unsigned char *) "u1";
+    in[0].id_len = 2;
+    in[0].role = C1_ROLE_USER;
+    in[0].content = (unsigned char *) "one";
+    in[0].len = 3;
+    ok(c1_history_commit(&h, t2, tok2, in, 1, 1, NULL, 0, 1009, 1009000)
+       == C1_HISTORY_OK && t2->nmsgs == 1 && t2->first->len == 3,
+       "history: a replacing commit");
+    c1_history_end(&h, t2, tok2);
+
+    ok(c1_history_delete(&h, t2) == C1_HISTORY_OK
+       && c1_history_find(&h, ALICE, ID("t-1")) == NULL,
+       "history: delete");
+
+    while (h.lru.next != &h.lru) {
+        c1_history_delete(&h, h.lru.next);
+    }
+
+    ok(h.threads == 0 && h.owners[0] == NULL, "history: owners go too");
 
     /* a turn holds its thread however long it runs */
 
-    c1_history_begin(&h, ID("t-2"), 2000, &me, &t2, &tok2);
-    ok(c1_history_begin(&h, ID("t-2"), 2000 + 86400 * 365, &other, &t,
+    c1_history_begin(&h, OWN, ID("t-2"), 2000, &me, &t2, &tok2);
+    ok(c1_history_begin(&h, OWN, ID("t-2"), 2000 + 86400 * 365, &other, &t,
                         &tok) == C1_HISTORY_BUSY
-       && c1_history_delete(&h, ID("t-2"))
-          == C1_HISTORY_BUSY,
+       && c1_history_delete(&h, t2) == C1_HISTORY_BUSY,
        "history: a long turn keeps its lock, whatever time has passed");
 
     /* a turn whose process died (or whose pid went to another) gives way */
 
     c1_mem_dead = me;
-    ok(c1_history_begin(&h, ID("t-2"), 2001, &other, &t, &tok)
+    ok(c1_history_begin(&h, OWN, ID("t-2"), 2001, &other, &t, &tok)
        == C1_HISTORY_OK && t == t2 && tok != tok2,
        "history: a dead holder's turn gives way");
     c1_mem_dead.pid = 0;
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_find(&h, ID("t-2")) == t2 && c1_history_busy(t2),
+    ok(c1_history_find(&h, OWN, ID("t-2")) == t2 && c1_history_busy(t2),
        "history: the dead turn's end does not touch the new one");
     c1_history_end(&h, t2, tok);
-    ok(c1_history_find(&h, ID("t-2")) == NULL,
+    ok(c1_history_find(&h, OWN, ID("t-2")) == NULL,
        "history: the new turn ends it (an empty thread goes)");
 
-    /* expiry: t-1 was last used at 1003 */
+    /* expiry */
+
+    c1_history_begin(&h, OWN, ID("t-1"), 1003, &me, &t, &tok);
+    history_turn(&h, t, tok, "q", TXT("a"), 1003);
+    c1_history_end(&h, t, tok);
 
     c1_history_expire(&h, 1003 + 99, 10);
-    ok(c1_history_find(&h, ID("t-1")) != NULL, "history: not yet expired");
+    ok(c1_history_find(&h, OWN, ID("t-1")) != NULL,
+       "history: not yet expired");
     c1_history_expire(&h, 1003 + 100, 10);
-    ok(c1_history_find(&h, ID("t-1")) == NULL && h.expired == 1
+    ok(c1_history_find(&h, OWN, ID("t-1")) == NULL && h.expired == 1
        && h.messages == 0 && h.bytes == 0,
        "history: expired after inactive");
 
@@ -853,45 +1020,51 @@ test_history(void)
 
     mem.limit = mem.used + 3 * (sizeof(c1_thread_t) + 1200);
 
-    c1_history_begin(&h, ID("a"), 3000, &me, &t, &tok);
+    c1_history_begin(&h, OWN, ID("a"), 3000, &me, &t, &tok);
     memset(big, 'a', sizeof(big));
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 500, 3000);
+    rc = history_turn(&h, t, tok, "q", big, 500, 3000);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("b"), 3001, &me, &t, &tok);
-    c1_history_commit(&h, t, tok, TXT("q"), TXT("b"), 3001);
+    c1_history_begin(&h, OWN, ID("b"), 3001, &me, &t, &tok);
+    history_turn(&h, t, tok, "q", TXT("b"), 3001);
     c1_history_end(&h, t, tok);
-    c1_history_begin(&h, ID("busy"), 3001, &me, &t2, &tok2);
+    c1_history_begin(&h, OWN, ID("busy"), 3001, &me, &t2, &tok2);
 
-    c1_history_begin(&h, ID("c"), 3002, &me, &t, &tok);
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, 3000, 3002);
+    c1_history_begin(&h, OWN, ID("c"), 3002, &me, &t, &tok);
+    rc = history_turn(&h, t, tok, "q", big, 3000, 3002);
     c1_history_end(&h, t, tok);
 
     ok(rc == C1_HISTORY_OK && h.evicted >= 1
-       && c1_history_find(&h, ID("a")) == NULL
-       && c1_history_find(&h, ID("busy")) == t2,
+       && c1_history_find(&h, OWN, ID("a")) == NULL
+       && c1_history_find(&h, OWN, ID("busy")) == t2,
        "history: a full zone evicts the least recently used, not busy ones");
 
-    c1_history_begin(&h, ID("d"), 3003, &me, &t, &tok);
-    rc = c1_history_commit(&h, t, tok, TXT("q"), big, sizeof(big), 3003);
+    n = c1_history_list(&h, OWN, 0, 8, page, &more);
+    for (i = 0; i < n; i++) {
+        if (page[i]->id[0] == 'a' && page[i]->id_len == 1) {
+            break;
+        }
+    }
+    ok(i == n, "history: an evicted thread is not listed");
+
+    c1_history_begin(&h, OWN, ID("d"), 3003, &me, &t, &tok);
+    rc = history_turn(&h, t, tok, "q", big, sizeof(big), 3003);
     c1_history_end(&h, t, tok);
     ok(rc == C1_HISTORY_NOMEM && h.dropped == 1
-       && c1_history_find(&h, ID("d")) == NULL
-       && c1_history_find(&h, ID("c")) != NULL,
+       && c1_history_find(&h, OWN, ID("d")) == NULL
+       && c1_history_find(&h, OWN, ID("c")) != NULL,
        "history: a turn too large for the zone is dropped, evicting none");
 
-    ok(c1_history_delete(&h, ID("busy")) == C1_HISTORY_BUSY,
+    ok(c1_history_delete(&h, t2) == C1_HISTORY_BUSY,
        "history: a busy thread is not deleted");
     c1_history_end(&h, t2, tok2);
-    ok(c1_history_delete(&h, ID("c")) == C1_HISTORY_OK
-       && c1_history_delete(&h, ID("c")) == C1_HISTORY_NONE,
-       "history: delete");
 
     while (h.lru.next != &h.lru) {
-        t = h.lru.next;
-        c1_history_delete(&h, (unsigned char *) t->id, t->id_len);
+        c1_history_delete(&h, h.lru.next);
     }
 
     c1_history_mem_free(&mem, h.buckets);
+    c1_history_mem_free(&mem, h.seqs);
+    c1_history_mem_free(&mem, h.owners);
     ok(mem.used == 0, "history: all memory given back");
 }
 
@@ -919,6 +1092,617 @@ test_remodel(void)
 }
 
 
+/* the thread API's bodies and titles (ngx_http_c1_api.c) */
+
+static const char *
+title(const char *in, size_t len)
+{
+    static char  out[C1_TITLE_AUTO_MAX * 4 + 1];
+    size_t       n;
+
+    n = c1_title_from_content((const unsigned char *) in, len,
+                              (unsigned char *) out);
+    out[n] = '\0';
+
+    return out;
+}
+
+
+static int
+title_ok(const char *s)
+{
+    return c1_title_valid((const unsigned char *) s, strlen(s));
+}
+
+
+/* s repeated n times, in a static buffer */
+
+static const char *
+rep(const char *s, size_t n)
+{
+    static char  buf[8192];
+    size_t       i, len;
+
+    len = strlen(s);
+    buf[0] = '\0';
+
+    for (i = 0; i < n && (i + 1) * len < sizeof(buf); i++) {
+        memcpy(buf + i * len, s, len + 1);
+    }
+
+    return buf;
+}
+
+
+static const char *
+iso(uint64_t ms)
+{
+    static char  out[C1_ISO_TIME_LEN + 1];
+
+    memset(out, 'X', sizeof(out));
+    c1_time_iso(ms, out);
+    out[C1_ISO_TIME_LEN] = '\0';
+
+    return out;
+}
+
+
+typedef int (*c1_api_parse_pt)(const unsigned char *in, size_t len,
+    c1_api_body_t *b, c1_error_t *err);
+
+
+/* parses; "ok" or "error STATUS CODE PARAM" */
+
+static const char *
+parse(c1_api_parse_pt parser, const char *in, size_t len, c1_api_body_t *b)
+{
+    static char  out[512];
+    int          rc;
+    c1_error_t   err;
+
+    memset(&err, 0, sizeof(err));
+
+    rc = parser((const unsigned char *) in, len, b, &err);
+
+    if (rc == C1_OK) {
+        return "ok";
+    }
+
+    snprintf(out, sizeof(out), "error %d %s %s %s%s", err.status, err.type,
+             err.code, err.param ? err.param : "null",
+             b->root == NULL ? "" : " (tree kept)");
+
+    return out;
+}
+
+
+static int
+str_is(const c1_str_t *s, const char *want)
+{
+    if (want == NULL) {
+        return s->data == NULL && s->len == 0;
+    }
+
+    return s->data != NULL && s->len == strlen(want)
+           && memcmp(s->data, want, s->len) == 0
+           && s->data[s->len] == '\0';
+}
+
+
+static const char *
+rendered(char *out, const size_t *lenp)
+{
+    size_t       len;
+
+    static char  buf[4096];
+
+    if (out == NULL) {
+        return "(null)";
+    }
+
+    len = *lenp;
+
+    if (len != strlen(out) || len >= sizeof(buf)) {
+        c1_free(out);
+        return "(bad length)";
+    }
+
+    memcpy(buf, out, len + 1);
+    c1_free(out);
+
+    return buf;
+}
+
+
+#define S(s)  { (const unsigned char *) s, sizeof(s) - 1 }
+
+
+static void
+test_api_title(void)
+{
+    char  want[C1_TITLE_AUTO_MAX * 4 + 1], in[2048];
+
+    is_str(title(J("What is 2+2?")), "What is 2+2?", "title: plain text");
+    is_str(title(J("<content thesys=\"true\">Tell me &amp; &lt;b&gt; "
+                   "&quot;x&quot; &#39;y&#39; &apos;z&apos;</content>")),
+           "Tell me & <b> \"x\" 'y' 'z'",
+           "title: C1Chat's wrapper taken off, entities decoded");
+    is_str(title(J(" \r\n\t<content thesys=\"true\">hi</content> \n")),
+           "hi", "title: the wrapper with whitespace around it");
+    is_str(title(J("<content thesys=\"true\">  a\n\nb  </content>")), "a b",
+           "title: whitespace inside the wrapper collapsed and trimmed");
+    is_str(title(J("<content thesys='true'>hi</content>")),
+           "<content thesys='true'>hi</content>",
+           "title: another attribute is no wrapper");
+    is_str(title(J("<content>hi</content>")), "<content>hi</content>",
+           "title: no attribute, no wrapper");
+    is_str(title(J("<content thesys=\"true\">hi")),
+           "<content thesys=\"true\">hi", "title: no closing tag");
+    is_str(title(J("<content thesys=\"true\">hi</content>!")),
+           "<content thesys=\"true\">hi</content>!",
+           "title: the closing tag not at the end");
+    is_str(title(J("x<content thesys=\"true\">hi</content>")),
+           "x<content thesys=\"true\">hi</content>",
+           "title: the opening tag not at the start");
+    is_str(title(J("<content thesys=\"true\"></content>")), "New thread",
+           "title: an empty wrapper");
+    is_str(title(J("<content thesys=\"true\">a</content></content>")),
+           "a</content>", "title: only the last closing tag goes");
+    is_str(title(J("&#65;&#x42;&#X43;&#x1F600;&#233;&#0233;&#x20AC;")),
+           "ABC\xf0\x9f\x98\x80\xc3\xa9\xc3\xa9\xe2\x82\xac",
+           "title: decimal and hex entities, as UTF-8");
+    is_str(title(J("&#0; &#x0; &#xD800; &#57343; &#x110000; &#; &#x; &#65 ")),
+           "&#0; &#x0; &#xD800; &#57343; &#x110000; &#; &#x; &#65",
+           "title: bad numeric entities stay as text");
+    is_str(title(J("&#99999999999999999999; &#x41z; &bogus; &AMP; &amp")),
+           "&#99999999999999999999; &#x41z; &bogus; &AMP; &amp",
+           "title: unknown and cut entities stay as text");
+    is_str(title(J("&#x;&#65;&")), "&#x;A&",
+           "title: an entity right after a bad one");
+    is_str(title(J("&#x10FFFF;&#1114111;")),
+           "\xf4\x8f\xbf\xbf\xf4\x8f\xbf\xbf", "title: U+10FFFF decoded");
+    is_str(title(J("&amp;lt; &&amp; &#38;#65;")), "&lt; && &#65;",
+           "title: entities decoded once");
+    is_str(title(J("a&nbsp;&nbsp; b&#10;&#9;c&#160;d")), "a b c d",
+           "title: decoded NBSP, newline and tab are whitespace");
+    is_str(title(J(" \t\r\n\f\va \t\r\n\f\v b\xc2\xa0\xc2\xa0" "c  ")),
+           "a b c", "title: whitespace runs collapsed, trimmed");
+    is_str(title(J("")), "New thread", "title: empty");
+    is_str(title(J(" \n\t\xc2\xa0 ")), "New thread", "title: blank");
+    is_str(title(J("&nbsp;&#32;")), "New thread",
+           "title: blank once decoded");
+    is_str(title(J("a\xff" "b\xc3")), "ab", "title: bad bytes dropped");
+    is_str(title(J("a\0b")), "ab", "title: a NUL byte dropped");
+    is_str(title(J("\xff\xfe\xc0\x80")), "New thread",
+           "title: nothing but bad bytes");
+    is_str(title(J("\xed\xa0\x80x\xf4\x90\x80\x80y")), "xy",
+           "title: a surrogate and past U+10FFFF dropped");
+
+    /* cut at 80 code points */
+
+    snprintf(in, sizeof(in), "%s", rep("a", 100));
+    snprintf(want, sizeof(want), "%s", rep("a", 80));
+    is_str(title(in, 100), want, "title: 100 ASCII letters cut at 80");
+    is_str(title(in, 80), want, "title: 80 ASCII letters whole");
+    snprintf(want, sizeof(want), "%s", rep("a", 79));
+    is_str(title(in, 79), want, "title: 79 ASCII letters whole");
+
+    snprintf(in, sizeof(in), "%s", rep("\xc3\xa9", 100));
+    snprintf(want, sizeof(want), "%s", rep("\xc3\xa9", 80));
+    is_str(title(in, strlen(in)), want, "title: 100 x U+00E9 cut at 80");
+
+    snprintf(in, sizeof(in), "%s", rep("\xf0\x9f\x98\x80", 81));
+    snprintf(want, sizeof(want), "%s", rep("\xf0\x9f\x98\x80", 80));
+    is_str(title(in, strlen(in)), want,
+           "title: 81 emoji cut at 80 (320 bytes, the most)");
+
+    snprintf(in, sizeof(in), "%s\xe2\x82\xac\xe2\x82\xac", rep("a", 79));
+    snprintf(want, sizeof(want), "%s\xe2\x82\xac", rep("a", 79));
+    is_str(title(in, strlen(in)), want,
+           "title: cut between two 3-byte characters");
+
+    snprintf(in, sizeof(in), "%s&amp;b", rep("a", 79));
+    snprintf(want, sizeof(want), "%s&", rep("a", 79));
+    is_str(title(in, strlen(in)), want,
+           "title: an entity is one character of the 80");
+
+    snprintf(in, sizeof(in), "<content thesys=\"true\">%s</content>",
+             rep("  x", 200));
+    snprintf(want, sizeof(want), "%s", rep("x ", 40));
+    is_str(title(in, strlen(in)), want,
+           "title: collapsed spaces count once, leading ones not at all");
+
+    /* trimmed, then cut: the 80th character may be a space */
+
+    snprintf(in, sizeof(in), "%s", rep("word ", 30));
+    snprintf(want, sizeof(want), "%s", rep("word ", 16));
+    is_str(title(in, strlen(in)), want,
+           "title: cut at 80 after trimming, as the spec says");
+
+    /* title_valid */
+
+    ok(title_ok("a"), "title_valid: 1 character");
+    ok(!c1_title_valid((const unsigned char *) "", 0),
+       "title_valid: empty refused");
+    ok(title_ok(rep("a", 200)), "title_valid: 200 characters");
+    ok(!title_ok(rep("a", 201)), "title_valid: 201 refused");
+    ok(title_ok(rep("\xf0\x9f\x98\x80", 200)),
+       "title_valid: 200 4-byte characters (800 bytes)");
+    ok(!title_ok(rep("\xf0\x9f\x98\x80", 201)),
+       "title_valid: 201 4-byte characters refused");
+    ok(title_ok(rep("\xc3\xa9", 200)), "title_valid: 200 x U+00E9");
+    ok(!title_ok(rep("\xc3\xa9", 201)), "title_valid: 201 x U+00E9 refused");
+    ok(title_ok(" a "), "title_valid: spaces around kept");
+    ok(!title_ok(" \t\r\n"), "title_valid: blank refused");
+    ok(!title_ok("\xc2\xa0 \xc2\xa0"), "title_valid: NBSP is blank too");
+    ok(!c1_title_valid((const unsigned char *) "a\0b", 3),
+       "title_valid: NUL refused");
+    ok(!title_ok("a\xff"), "title_valid: bad UTF-8 refused");
+    ok(!title_ok("\xed\xa0\x80"), "title_valid: a surrogate refused");
+    ok(!title_ok("\xe2\x82"), "title_valid: a cut sequence refused");
+}
+
+
+static void
+test_api_ids(void)
+{
+    int   rc, good, i;
+    char  a[C1_UUID_LEN + 1], b[C1_UUID_LEN + 1];
+
+    is_str(iso(0), "1970-01-01T00:00:00.000Z", "time: the epoch");
+    is_str(iso(1796168788123ULL), "2026-12-01T23:46:28.123Z",
+           "time: milliseconds");
+    is_str(iso(951782400000ULL), "2000-02-29T00:00:00.000Z",
+           "time: a leap day");
+    is_str(iso(2147483647999ULL), "2038-01-19T03:14:07.999Z",
+           "time: the last of 32-bit time_t");
+    is_str(iso(2147483648000ULL), "2038-01-19T03:14:08.000Z",
+           "time: past 32-bit time_t");
+    is_str(iso(4102444800999ULL), "2100-01-01T00:00:00.999Z",
+           "time: 2100");
+    is_str(iso(253402300799999ULL), "9999-12-31T23:59:59.999Z",
+           "time: the last of year 9999");
+    is_str(iso(253402300800000ULL), "9999-12-31T23:59:59.999Z",
+           "time: later ones shown as the last of 9999");
+    is_str(iso(UINT64_MAX), "9999-12-31T23:59:59.999Z",
+           "time: UINT64_MAX");
+
+    memset(a, 'X', sizeof(a));
+    memset(b, 'X', sizeof(b));
+    rc = c1_uuid(a);
+    ok(rc == C1_OK && c1_uuid(b) == C1_OK && a[C1_UUID_LEN] == 'X',
+       "uuid: made, 36 bytes written");
+    a[C1_UUID_LEN] = '\0';
+    b[C1_UUID_LEN] = '\0';
+
+    good = 1;
+
+    for (i = 0; i < C1_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            good &= (a[i] == '-');
+
+        } else {
+            good &= ((a[i] >= '0' && a[i] <= '9')
+                     || (a[i] >= 'a' && a[i] <= 'f'));
+        }
+    }
+
+    ok(good, "uuid: lowercase hex and dashes, 8-4-4-4-12");
+    ok(a[14] == '4', "uuid: version 4");
+    ok(strchr("89ab", a[19]) != NULL, "uuid: variant 10");
+    ok(strcmp(a, b) != 0, "uuid: two differ");
+    ok(c1_thread_id_valid((unsigned char *) a, C1_UUID_LEN),
+       "uuid: a valid thread id");
+}
+
+
+static void
+test_api_parse(void)
+{
+    c1_api_body_t  b;
+    char           in[1024];
+
+#define CREATE(s)   parse(c1_api_parse_create, J(s), &b)
+#define UPDATE(s)   parse(c1_api_parse_update, J(s), &b)
+#define MESSAGE(s)  parse(c1_api_parse_message, J(s), &b)
+#define BAD(code, param)  "error 400 invalid_request_error " code " " param
+
+    /* create */
+
+    is_str(CREATE(""), "ok", "create: an empty body");
+    ok(b.root != NULL && b.title.data == NULL && b.first.data == NULL
+       && b.first_id.data == NULL, "create: an empty body is {}");
+    c1_api_body_free(&b);
+    ok(b.root == NULL, "create: body freed");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{}"), "ok", "create: {}");
+    ok(b.title.data == NULL && b.first.data == NULL, "create: {} gives none");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{\"messages\":null,\"title\":null}"), "ok",
+           "create: nulls are none");
+    ok(b.title.data == NULL && b.first.data == NULL,
+       "create: nulls give none");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{\"messages\":[{\"role\":\"system\",\"content\":5},"
+                  "{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"a\"},"
+                  "{\"id\":\"m1\",\"role\":\"user\",\"content\":\"hi\\n\"},"
+                  "{\"role\":\"user\",\"content\":\"second\"},"
+                  "{\"content\":[]}],"
+                  "\"title\":\" T \\u00e9 \"}"), "ok",
+           "create: messages and a title");
+    ok(str_is(&b.title, " T \xc3\xa9 ") && str_is(&b.first, "hi\n")
+       && str_is(&b.first_id, "m1"),
+       "create: the title as given, the first user message and its id");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":["
+                  "{\"type\":\"text\",\"text\":\"a\"},"
+                  "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},"
+                  "{\"type\":\"text\",\"text\":\"b c\"}]}]}"), "ok",
+           "create: an array content");
+    ok(str_is(&b.first, "a\nb c") && b.first_id.data == NULL
+       && b.title.data == NULL, "create: its text parts joined by \\n");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":[]}]}"),
+           "ok", "create: an empty array content");
+    ok(str_is(&b.first, ""), "create: gives an empty first message");
+    c1_api_body_free(&b);
+
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":["
+                  "{\"type\":\"image_url\"}]}]}"), "ok",
+           "create: an array content with no text part");
+    ok(str_is(&b.first, ""), "create: gives an empty first message too");
+    c1_api_body_free(&b);
+
+    snprintf(in, sizeof(in), "{\"title\":\"%s\"}", rep("\xc3\xa9", 200));
+    is_str(parse(c1_api_parse_create, in, strlen(in), &b), "ok",
+           "create: a title of 200 characters");
+    c1_api_body_free(&b);
+    snprintf(in, sizeof(in), "{\"title\":\"%s\"}", rep("a", 201));
+    is_str(parse(c1_api_parse_create, in, strlen(in), &b),
+           BAD("invalid_title", "title"),
+           "create: a title of 201 characters");
+
+    is_str(CREATE("nope"), BAD("invalid_json", "null"), "create: not JSON");
+    is_str(CREATE(" "), BAD("invalid_json", "null"), "create: blank body");
+    is_str(CREATE("{\"title\":\"a\\u0000\"}"), BAD("invalid_json", "null"),
+           "create: \\u0000");
+    is_str(CREATE("{\"title\":\"a\xff\"}"), BAD("invalid_json", "null"),
+           "create: bad UTF-8");
+    is_str(CREATE("{} x"), BAD("invalid_json", "null"),
+           "create: trailing garbage");
+    is_str(CREATE("[]"), BAD("invalid_body", "null"), "create: an array");
+    is_str(CREATE("\"x\""), BAD("invalid_body", "null"), "create: a string");
+    is_str(CREATE("{\"messages\":{}}"), BAD("invalid_body", "messages"),
+           "create: messages not an array");
+    is_str(CREATE("{\"messages\":\"hi\"}"), BAD("invalid_body", "messages"),
+           "create: messages a string");
+    is_str(CREATE("{\"messages\":[1]}"), BAD("invalid_body", "messages"),
+           "create: a message not an object");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+                  "null]}"), BAD("invalid_body", "messages"),
+           "create: a later message not an object");
+    is_str(CREATE("{\"messages\":[{\"id\":\"\",\"role\":\"user\","
+                  "\"content\":\"x\"}]}"), BAD("invalid_message_id", "id"),
+           "create: an empty message id");
+    is_str(CREATE("{\"messages\":[{\"id\":\"a b\",\"role\":\"user\","
+                  "\"content\":\"x\"}]}"), BAD("invalid_message_id", "id"),
+           "create: a message id with a space");
+    is_str(CREATE("{\"messages\":[{\"id\":\"\\u00e9\",\"role\":\"user\","
+                  "\"content\":\"x\"}]}"), BAD("invalid_message_id", "id"),
+           "create: a message id not ASCII");
+    is_str(CREATE("{\"messages\":[{\"id\":7,\"role\":\"user\","
+                  "\"content\":\"x\"}]}"), BAD("invalid_message_id", "id"),
+           "create: a message id not a string");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+                  "{\"id\":[],\"role\":\"assistant\"}]}"),
+           BAD("invalid_message_id", "id"),
+           "create: a later message's bad id");
+    snprintf(in, sizeof(in), "{\"messages\":[{\"id\":\"%s\",\"role\":"
+             "\"user\",\"content\":\"x\"}]}", rep("i", 128));
+    is_str(parse(c1_api_parse_create, in, strlen(in), &b), "ok",
+           "create: a message id of 128");
+    ok(b.first_id.len == 128, "create: its id");
+    c1_api_body_free(&b);
+    snprintf(in, sizeof(in), "{\"messages\":[{\"id\":\"%s\",\"role\":"
+             "\"user\",\"content\":\"x\"}]}", rep("i", 129));
+    is_str(parse(c1_api_parse_create, in, strlen(in), &b),
+           BAD("invalid_message_id", "id"), "create: a message id of 129");
+    is_str(CREATE("{\"messages\":[{\"role\":5,\"content\":\"x\"}]}"),
+           BAD("invalid_message", "role"), "create: a role not a string");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":5}]}"),
+           BAD("invalid_message", "content"),
+           "create: the first user content a number");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\"}]}"),
+           BAD("invalid_message", "content"),
+           "create: the first user content missing");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":null}]}"),
+           BAD("invalid_message", "content"),
+           "create: the first user content null");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":{}}]}"),
+           BAD("invalid_message", "content"),
+           "create: the first user content an object");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":[\"a\"]}]}"),
+           BAD("invalid_message", "content"),
+           "create: a content part not an object");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":"
+                  "[{\"text\":\"a\"}]}]}"),
+           BAD("invalid_message", "content"),
+           "create: a content part with no type");
+    is_str(CREATE("{\"messages\":[{\"role\":\"user\",\"content\":"
+                  "[{\"type\":\"text\",\"text\":1}]}]}"),
+           BAD("invalid_message", "content"),
+           "create: a text part's text not a string");
+    is_str(CREATE("{\"title\":\"\"}"), BAD("invalid_title", "title"),
+           "create: an empty title");
+    is_str(CREATE("{\"title\":\" \\t\\n\"}"), BAD("invalid_title", "title"),
+           "create: a blank title");
+    is_str(CREATE("{\"title\":5}"), BAD("invalid_title", "title"),
+           "create: a title not a string");
+    is_str(CREATE("{\"title\":[\"a\"]}"), BAD("invalid_title", "title"),
+           "create: a title an array");
+
+    /* update */
+
+    is_str(UPDATE("{\"id\":5,\"title\":\" New \\\"one\\\" \","
+                  "\"createdAt\":[]}"), "ok", "update: a title");
+    ok(str_is(&b.title, " New \"one\" ") && b.first.data == NULL,
+       "update: the title as given, nothing else read");
+    c1_api_body_free(&b);
+    is_str(UPDATE(""), BAD("invalid_json", "null"), "update: no body");
+    is_str(UPDATE("{"), BAD("invalid_json", "null"), "update: not JSON");
+    is_str(UPDATE("null"), BAD("invalid_body", "null"), "update: null");
+    is_str(UPDATE("{}"), BAD("invalid_title", "title"), "update: no title");
+    is_str(UPDATE("{\"title\":null}"), BAD("invalid_title", "title"),
+           "update: a null title");
+    is_str(UPDATE("{\"title\":\"\\u00a0\"}"), BAD("invalid_title", "title"),
+           "update: an NBSP title");
+    is_str(UPDATE("{\"title\":true}"), BAD("invalid_title", "title"),
+           "update: a title not a string");
+
+    /* message */
+
+    is_str(MESSAGE("{\"id\":\"m-1\",\"content\":\"new \\u00e9\"}"), "ok",
+           "message: id and content");
+    ok(str_is(&b.id, "m-1") && str_is(&b.content, "new \xc3\xa9")
+       && b.role.data == NULL, "message: no role given");
+    c1_api_body_free(&b);
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":\"assistant\",\"content\":\"\"}"),
+           "ok", "message: a role and an empty content");
+    ok(str_is(&b.id, "m") && str_is(&b.content, "")
+       && str_is(&b.role, "assistant"), "message: the role given");
+    c1_api_body_free(&b);
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":\"user\",\"content\":\"x\"}"),
+           "ok", "message: the role user");
+    ok(str_is(&b.role, "user"), "message: role user");
+    c1_api_body_free(&b);
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":null,\"content\":\"x\"}"),
+           "ok", "message: a null role is none");
+    ok(b.role.data == NULL, "message: no role");
+    c1_api_body_free(&b);
+
+    is_str(MESSAGE(""), BAD("invalid_json", "null"), "message: no body");
+    is_str(MESSAGE("{\"id\":\"m\",}"), BAD("invalid_json", "null"),
+           "message: not JSON");
+    is_str(MESSAGE("[{\"id\":\"m\"}]"), BAD("invalid_body", "null"),
+           "message: an array");
+    is_str(MESSAGE("{\"content\":\"x\"}"), BAD("invalid_message_id", "id"),
+           "message: no id");
+    is_str(MESSAGE("{\"id\":1,\"content\":\"x\"}"),
+           BAD("invalid_message_id", "id"), "message: an id not a string");
+    is_str(MESSAGE("{\"id\":\"\",\"content\":\"x\"}"),
+           BAD("invalid_message_id", "id"), "message: an empty id");
+    is_str(MESSAGE("{\"id\":\"a\\u007f\",\"content\":\"x\"}"),
+           BAD("invalid_message_id", "id"), "message: an id with DEL");
+    is_str(MESSAGE("{\"id\":\"m\"}"), BAD("invalid_message", "content"),
+           "message: no content");
+    is_str(MESSAGE("{\"id\":\"m\",\"content\":[{\"type\":\"text\","
+                   "\"text\":\"x\"}]}"), BAD("invalid_message", "content"),
+           "message: an array content");
+    is_str(MESSAGE("{\"id\":\"m\",\"content\":null}"),
+           BAD("invalid_message", "content"), "message: a null content");
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":\"system\",\"content\":\"x\"}"),
+           BAD("invalid_message", "role"), "message: the role system");
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":\"User\",\"content\":\"x\"}"),
+           BAD("invalid_message", "role"), "message: roles are exact");
+    is_str(MESSAGE("{\"id\":\"m\",\"role\":1,\"content\":\"x\"}"),
+           BAD("invalid_message", "role"), "message: a role not a string");
+
+#undef CREATE
+#undef UPDATE
+#undef MESSAGE
+#undef BAD
+}
+
+
+static void
+test_api_render(void)
+{
+    size_t           len;
+    c1_str_t         cursor = S("abc_-1");
+    c1_api_msg_t     m[2];
+    c1_api_thread_t  t[2];
+
+    t[0].id = (c1_str_t) S("t1");
+    t[0].title = (c1_str_t) S("a \"q\" \\ / \n\t\x01 \xc3\xa9 "
+                              "\xf0\x9f\x98\x80 </script>");
+    t[0].created = 0;
+    t[0].updated = 1796168788123ULL;
+
+    t[1].id = (c1_str_t) { (const unsigned char *) "t2-and-more", 2 };
+    t[1].title = (c1_str_t) { (const unsigned char *) "New thread!", 10 };
+    t[1].created = 2147483648000ULL;
+    t[1].updated = 2147483648001ULL;
+
+    is_str(rendered(c1_api_render_thread(&t[0], &len), &len),
+           "{\"id\":\"t1\",\"title\":\"a \\\"q\\\" \\\\ / \\n\\t\\u0001 "
+           "\xc3\xa9 \xf0\x9f\x98\x80 </script>\","
+           "\"createdAt\":\"1970-01-01T00:00:00.000Z\","
+           "\"updatedAt\":\"2026-12-01T23:46:28.123Z\"}",
+           "render: a thread, escaped, keys in order");
+
+    is_str(rendered(c1_api_render_thread(&t[1], &len), &len),
+           "{\"id\":\"t2\",\"title\":\"New thread\","
+           "\"createdAt\":\"2038-01-19T03:14:08.000Z\","
+           "\"updatedAt\":\"2038-01-19T03:14:08.001Z\"}",
+           "render: strings taken by their length");
+
+    is_str(rendered(c1_api_render_list(t + 1, 1, &cursor, &len), &len),
+           "{\"threads\":[{\"id\":\"t2\",\"title\":\"New thread\","
+           "\"createdAt\":\"2038-01-19T03:14:08.000Z\","
+           "\"updatedAt\":\"2038-01-19T03:14:08.001Z\"}],"
+           "\"nextCursor\":\"abc_-1\"}",
+           "render: a page with a next cursor");
+
+    is_str(rendered(c1_api_render_list(t, 2, NULL, &len), &len),
+           "{\"threads\":[{\"id\":\"t1\",\"title\":\"a \\\"q\\\" \\\\ / "
+           "\\n\\t\\u0001 \xc3\xa9 \xf0\x9f\x98\x80 </script>\","
+           "\"createdAt\":\"1970-01-01T00:00:00.000Z\","
+           "\"updatedAt\":\"2026-12-01T23:46:28.123Z\"},"
+           "{\"id\":\"t2\",\"title\":\"New thread\","
+           "\"createdAt\":\"2038-01-19T03:14:08.000Z\","
+           "\"updatedAt\":\"2038-01-19T03:14:08.001Z\"}]}",
+           "render: the last page, no nextCursor");
+
+    is_str(rendered(c1_api_render_list(NULL, 0, NULL, &len), &len),
+           "{\"threads\":[]}", "render: no threads");
+
+    is_str(rendered(c1_api_render_list(NULL, 0, &cursor, &len), &len),
+           "{\"threads\":[],\"nextCursor\":\"abc_-1\"}",
+           "render: no threads, a cursor");
+
+    m[0].id = (c1_str_t) S("m1");
+    m[0].role = "user";
+    m[0].content = (c1_str_t) S("<content thesys=\"true\">a &amp; b"
+                                "</content>\r\n");
+    m[1].id = (c1_str_t) S("r-1");
+    m[1].role = "assistant";
+    m[1].content = (c1_str_t) S("");
+
+    is_str(rendered(c1_api_render_messages(m, 2, &len), &len),
+           "[{\"id\":\"m1\",\"role\":\"user\",\"content\":"
+           "\"<content thesys=\\\"true\\\">a &amp; b</content>\\r\\n\"},"
+           "{\"id\":\"r-1\",\"role\":\"assistant\",\"content\":\"\"}]",
+           "render: messages");
+
+    is_str(rendered(c1_api_render_messages(NULL, 0, &len), &len), "[]",
+           "render: no messages");
+
+    is_str(rendered(c1_api_render_message(&m[1], &len), &len),
+           "{\"id\":\"r-1\",\"role\":\"assistant\",\"content\":\"\"}",
+           "render: a message");
+
+    m[0].content = (c1_str_t) { (const unsigned char *) "\"x\"yz", 3 };
+    is_str(rendered(c1_api_render_message(&m[0], &len), &len),
+           "{\"id\":\"m1\",\"role\":\"user\",\"content\":\"\\\"x\\\"\"}",
+           "render: a message's content taken by its length");
+}
+
+
 int
 main(void)
 {
@@ -930,6 +1714,10 @@ main(void)
     test_sse();
     test_history();
     test_remodel();
+    test_api_title();
+    test_api_ids();
+    test_api_parse();
+    test_api_render();
 
     printf("1..%d\n", tests);
 
