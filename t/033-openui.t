@@ -3,11 +3,13 @@
 # openAIAdapter) driven from Node (t/js/openui-threads.mjs) against a real
 # nginx with two workers: the thread API (c1_threads) and OpenUI turns on
 # the chat location, answered by the demo's mock C1 (examples/mock).
+# Then conf.example's production pattern for the owner: auth_request.
 
 use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use HTTP::Tiny;
 use JSON::PP;
 use Test::More;
 use lib 't/lib';
@@ -37,6 +39,33 @@ my $port = C1Nginx::start(<<"_EOC_", workers => 2);
 
         location /api/threads/ {
             c1_threads threads;
+        }
+
+        # the owner from a login (conf.example, commented)
+        location /authed/api/threads/ {
+            auth_request /_auth;
+            auth_request_set \$c1_user \$upstream_http_x_user;
+            c1_history_owner \$c1_user;
+            c1_threads threads;
+        }
+
+        location = /_auth {
+            internal;
+            proxy_pass http://127.0.0.1:\$C1_TEST_PORT/_whoami;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+
+        location = /_whoami {
+            if (\$http_authorization = "Bearer tok-alice") {
+                add_header X-User alice;
+                return 204;
+            }
+            if (\$http_authorization = "Bearer tok-bob") {
+                add_header X-User bob;
+                return 204;
+            }
+            return 401;
         }
 
         location = /_c1 {
@@ -76,6 +105,33 @@ is($step{renamed}, 'Planets (OpenUI)', 'updateThread renamed it');
 ok($step{deleted}, 'deleteThread deleted the second thread');
 is_deeply($step{pages}, [50, 6], 'the list in two pages through nextCursor');
 is($step{'second owner'}{get}, 404, 'another owner gets 404');
+
+# behind auth_request
+my $http = HTTP::Tiny->new(timeout => 10);
+my $authed = "http://127.0.0.1:$port/authed/api/threads";
+sub as {
+    my ($who, $method, $route, $body) = @_;
+    my %h = $who ? (Authorization => "Bearer tok-$who") : ();
+    $h{'Content-Type'} = 'application/json' if defined $body;
+    my $r = $http->request($method, "$authed/$route",
+                           { headers => \%h, defined $body ? (content => $body) : () });
+    my $json = eval { decode_json($r->{content}) };
+    return ($r->{status}, $json);
+}
+
+my ($st) = as(undef, 'GET', 'get');
+is($st, 401, 'no login: the auth subrequest refuses the thread API');
+my ($st2, $made) = as('alice', 'POST', 'create', '{"title":"behind a login"}');
+is($st2, 201, 'alice creates a thread');
+my $aid = $made->{id} // '';
+my (undef, $alist) = as('alice', 'GET', 'get');
+is_deeply([map { $_->{id} } @{ $alist->{threads} || [] }], [$aid],
+          "alice lists it, and only it (the cookie owners' threads are others')");
+my (undef, $blist) = as('bob', 'GET', 'get');
+is_deeply($blist->{threads}, [], 'bob lists nothing');
+my ($st3, $err) = as('bob', 'GET', "get/$aid");
+is($st3, 404, "bob gets 404 for alice's thread");
+is($err->{error}{code}, 'thread_not_found', 'as for an unknown thread');
 
 my $log = C1Nginx::error_log();
 like($log, qr/c1 mock: answered "planets-table" with 0 earlier turn/,
