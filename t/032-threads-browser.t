@@ -61,6 +61,7 @@ my ($line) = $json =~ /^(\{.*\})\s*\z/ms;
 my $res = eval { JSON::PP->new->decode($line // '') } || {};
 
 ok($res->{ok}, 'every step in the browser passed') or diag($json);
+note($json);
 my %step = map { ref $_ ? %$_ : ($_ => 1) } @{ $res->{steps} || [] };
 ok($step{cookie} && $step{cookie}{httpOnly},
    'nginx gave the browser an HttpOnly c1_user cookie');

@@ -27,13 +27,29 @@ const TIMEOUT = Number(process.env.TURN_TIMEOUT_MS || 20000);
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 // What the store needs of a browser: requestAnimationFrame (it batches a
-// stream's updates with it), and the owner's cookie on each request.
+// stream's updates with it), and the owner's cookie on each request.  The
+// answers of /api/chat are watched on their way to the store: how many
+// pieces, over how long.
 globalThis.requestAnimationFrame = (cb) => setTimeout(() => cb(Date.now()), 16);
 globalThis.cancelAnimationFrame = (id) => clearTimeout(id);
 let owner = "openui-alice";
+let lastAnswer = null;
 const realFetch = globalThis.fetch;
-globalThis.fetch = (url, init = {}) =>
-  realFetch(url, { ...init, headers: { ...(init.headers || {}), Cookie: `c1_user=${owner}` } });
+globalThis.fetch = async (url, init = {}) => {
+  const res = await realFetch(url, { ...init, headers: { ...(init.headers || {}), Cookie: `c1_user=${owner}` } });
+  if (new URL(url).pathname !== "/api/chat" || !res.body) return res;
+  const seen = { type: res.headers.get("content-type"), pieces: 0, first: 0, last: 0 };
+  lastAnswer = seen;
+  const body = res.body.pipeThrough(new TransformStream({
+    transform(chunk, out) {
+      seen.pieces++;
+      seen.last = Date.now();
+      seen.first ||= seen.last;
+      out.enqueue(chunk);
+    },
+  }));
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+};
 
 // the package logs a stream event it cannot parse with console.error
 const packageErrors = [];
@@ -86,14 +102,15 @@ async function loadThreads(store) {
   return s.threads;
 }
 
-// one turn; returns how many distinct states of the answer the store saw
-// while it streamed
+// one turn; returns how the answer came: its pieces, over how long, and
+// how many states of it the store showed
 async function turn(store, content, expect) {
   const seen = new Set();
   const unsub = store.subscribe((s) => {
     const last = s.messages[s.messages.length - 1];
     if (last && last.role === "assistant") seen.add(last.content.length);
   });
+  lastAnswer = null;
   const before = store.getState().messages.length;
   const t0 = Date.now();
   let timer;
@@ -114,7 +131,14 @@ async function turn(store, content, expect) {
   check(answer.role === "assistant" && answer.content.startsWith('<content thesys="true">')
         && answer.content.endsWith("</content>"), `the answer: ${JSON.stringify(answer).slice(0, 200)}`);
   check(answer.content.includes(expect), `the answer has no "${expect}": ${answer.content.slice(0, 300)}`);
-  return { ms: Date.now() - t0, updates: seen.size, bytes: answer.content.length };
+  check(lastAnswer && /^text\/event-stream/.test(lastAnswer.type || ""), `the answer's type: ${lastAnswer?.type}`);
+  return {
+    ms: Date.now() - t0,
+    pieces: lastAnswer.pieces,
+    spread_ms: lastAnswer.last - lastAnswer.first,
+    states: seen.size,
+    bytes: answer.content.length,
+  };
 }
 
 async function run() {
@@ -124,7 +148,7 @@ async function run() {
   const t1 = await turn(a, "Show me a table of the planets", "Planet");
   const id1 = a.getState().selectedThreadId;
   check(UUID4.test(id1 || ""), `the thread made by create: ${id1}`);
-  check(t1.updates > 1, `the answer arrived in pieces: ${t1.updates} states`);
+  check(t1.pieces > 5 && t1.spread_ms > 50, `the answer arrived in pieces: ${JSON.stringify(t1)}`);
   const t2 = await turn(a, "Now a chart of their sizes", "Answered with 1 earlier turn");
   check(a.getState().selectedThreadId === id1, "the second turn on the same thread");
   const listed = a.getState().threads.find((t) => t.id === id1);
@@ -233,7 +257,7 @@ async function run() {
   const alices = await api("GET", `get/${id1}`);
   check(alices.status === 200 && alices.json.length === 6 && alices.json[5].content === stored3.json[5].content,
         "the first owner's thread is untouched");
-  steps.push({ "second owner": { list: 0, get: foreign.status, turn: t4.updates > 0 } });
+  steps.push({ "second owner": { list: 0, get: foreign.status, turn: t4.bytes > 0 } });
 
   check(packageErrors.length === 0, `the package logged: ${packageErrors.slice(0, 3).join(" | ")}`);
 }
