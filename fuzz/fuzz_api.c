@@ -69,9 +69,9 @@ check_title(const unsigned char *in, size_t len)
         }
     }
 
-    /* a trailing space only where the cut fell on one */
+    /* never a trailing space, even where the cut fell on one */
 
-    if (out[n - 1] == ' ' && count_chars(out, n) != C1_TITLE_AUTO_MAX) {
+    if (out[n - 1] == ' ') {
         abort();
     }
 }

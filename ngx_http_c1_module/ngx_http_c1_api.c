@@ -139,12 +139,16 @@ c1_title_from_content(const unsigned char *in, size_t len,
         }
 
         if (space) {
-            out[o++] = ' ';
-            space = 0;
 
-            if (++count == C1_TITLE_AUTO_MAX) {
+            /* a title never ends in a space: the cut falls before it */
+
+            if (count + 1 == C1_TITLE_AUTO_MAX) {
                 break;
             }
+
+            out[o++] = ' ';
+            space = 0;
+            count++;
         }
 
         o += c1_utf8_put(cp, out + o);

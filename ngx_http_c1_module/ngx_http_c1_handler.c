@@ -307,8 +307,10 @@ ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op)
 {
     ngx_http_request_t *r = op->data;
 
+    ngx_connection_t   *c;
     ngx_http_c1_ctx_t  *ctx;
 
+    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
     if (op->rc == NGX_OK) {
@@ -317,6 +319,10 @@ ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op)
     }
 
     ngx_http_c1_turn_next(r, ctx, ngx_http_c1_turn_call(r, ctx));
+
+    /* the call's subrequest, posted: run it now */
+
+    ngx_http_run_posted_requests(c);
 }
 
 

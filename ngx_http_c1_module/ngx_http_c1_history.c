@@ -632,7 +632,7 @@ c1_history_new(c1_history_t *h, const unsigned char *owner, size_t olen,
     c1_owner_t    *o, **ob;
     c1_thread_t   *t, **b;
 
-    t = c1_history_alloc(h, sizeof(c1_thread_t), NULL);
+    t = c1_history_alloc(h, offsetof(c1_thread_t, id) + len, NULL);
     if (t == NULL) {
         return NULL;
     }
@@ -658,7 +658,7 @@ c1_history_new(c1_history_t *h, const unsigned char *owner, size_t olen,
         *ob = o;
     }
 
-    memset(t, 0, sizeof(c1_thread_t));
+    memset(t, 0, offsetof(c1_thread_t, id));
 
     hash = c1_history_hash(owner, olen, id, len);
     t->hash = hash;

@@ -106,7 +106,7 @@ struct c1_thread_s {
     c1_holder_t    busy;                   /* the turn running, if any */
     uint64_t       busy_token;
     uint8_t        id_len;
-    char           id[C1_THREAD_ID_MAX];
+    char           id[1];                  /* id_len bytes, allocated so */
 };
 
 

@@ -321,13 +321,16 @@ ngx_http_c1_commit_done(ngx_http_c1_store_op_t *op)
 {
     ngx_http_request_t *r = op->data;
 
+    ngx_connection_t   *c;
     ngx_http_c1_ctx_t  *ctx;
 
+    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
     ngx_http_c1_commit_log(r, ctx);
 
     ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -512,11 +515,14 @@ ngx_http_c1_op_done(ngx_http_c1_store_op_t *op)
 {
     ngx_http_request_t *r = op->data;
 
+    ngx_connection_t   *c;
     ngx_http_c1_ctx_t  *ctx;
 
+    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
     ngx_http_finalize_request(r, ngx_http_c1_op_answer(r, ctx));
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -689,10 +689,15 @@ ngx_http_c1_zone_find(ngx_http_c1_store_op_t *op, c1_history_t *h)
         return NULL;
     }
 
-    /* a thread whose first turn runs is not there yet, but for its turn */
+    /*
+     * a thread whose first turn runs is not there yet but for its turn;
+     * what would change it meanwhile is refused as busy (409)
+     */
 
-    if (t->seq == 0 && op->type != NGX_HTTP_C1_STORE_COMMIT
-        && op->type != NGX_HTTP_C1_STORE_END)
+    if (t->seq == 0
+        && op->type != NGX_HTTP_C1_STORE_COMMIT
+        && op->type != NGX_HTTP_C1_STORE_END
+        && (op->type == NGX_HTTP_C1_STORE_GET || !c1_history_busy(t)))
     {
         return NULL;
     }

@@ -64,7 +64,8 @@ my ($code, $body) = curl('GET', '/chat?threadId=w');
 is($code, 200, 'the thread is there');
 is(scalar(() = $body =~ /"role":"user"/g), 5,
    'max_messages=10 keeps the last five turns, whichever worker took them');
-like($body, qr/\A\[\{"role":"user","content":"turn 2"\}/, 'the oldest went first');
+like($body, qr/\A\[\{"id":"$C1Mock::Uuid","role":"user","content":"turn 2"\}/,
+     'the oldest went first');
 
 sub prompt_ok {
     my (undef, $m) = curl('GET', '/metrics');
@@ -101,7 +102,7 @@ my $first = do { local $/; <$slow> };
 like($first, qr/\A HTTP\/1\.1\ 200 .* <\/content> \s* 0\r\n\r\n\z/xs,
      'the first turn completes');
 ($code, $body) = curl('GET', '/chat?threadId=race');
-like($body, qr/\A\[\{"role":"user","content":"slow"\},\{"role":"assistant","content":"<content thesys=/,
+like($body, qr/\A\[\{"id":"$C1Mock::Uuid","role":"user","content":"slow"\},\{"id":"$C1Mock::Uuid","role":"assistant","content":"<content thesys=/,
      'only the first turn is kept');
 ($code, $body) = curl('POST', '/chat', '{"prompt":"after","threadId":"race"}');
 is($code, 200, 'the thread is free again once the turn ends');

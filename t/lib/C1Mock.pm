@@ -314,4 +314,16 @@ sub completion {
         . '"completion_tokens":22,"total_tokens":33}}';
 }
 
+
+# a thread's messages as GET answers them, ids made by the module: the
+# JSON without ids, as a pattern with a UUID id in each message
+our $Uuid = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
+
+sub with_ids {
+    my ($json) = @_;
+    my @parts = split /\{"role":/, $json, -1;
+    return '^' . join('\{"id":"' . $Uuid . '","role":',
+                      map { quotemeta } @parts) . '$';
+}
+
 1;

@@ -26,15 +26,9 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
 });
 
 
-# a thread's messages as GET answers them, ids made by the module: the
-# JSON without ids, as a pattern with a UUID id in each message
-our $Uuid = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
+# a thread's messages with ids made by the module (see C1Mock)
+our $Uuid = $C1Mock::Uuid;
 
-sub with_ids {
-    my ($json) = @_;
-    my @parts = split /\{"role":/, $json, -1;
-    return '^' . join('\{"id":"' . $Uuid . '","role":',
-                      map { quotemeta } @parts) . '$';
-}
+sub with_ids { C1Mock::with_ids(@_) }
 
 1;
