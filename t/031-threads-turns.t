@@ -313,7 +313,7 @@ __DATA__
 
 
 
-=== TEST 11: a thread expires after inactive, not before: there 0.7 s after its turn, then gone from the list and from get/ID
+=== TEST 11: a thread expires after inactive, not before: there 0.7 s after its turn (a read is a use: inactive counts again from it), then gone from the list and from get/ID
 --- http_config
     c1_history_zone zone=threads:1m inactive=1s;
 --- request eval
@@ -322,7 +322,7 @@ __DATA__
  "GET /api/threads/get/e",
  "GET /sleep?s=0.7",
  "GET /api/threads/get/e",
- "GET /sleep?s=1.6",
+ "GET /sleep?s=2.5",
  "GET /api/threads/get",
  "GET /api/threads/get/e"]
 --- error_code eval
@@ -337,3 +337,13 @@ __DATA__
  C1Threads::exact('{"threads":[]}'),
  C1Threads::err('thread_not_found')]
 --- timeout: 8
+
+
+
+=== TEST 12: an OpenUI turn's AG-UI message fields in OpenAI's words: an empty toolCalls goes, toolCalls and toolCallId become tool_calls and tool_call_id
+--- request eval
+["POST /ui\n{\"threadId\":\"ag\",\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"there\",\"toolCalls\":[]},{\"id\":\"u2\",\"role\":\"user\",\"content\":\"more\"}]}",
+ "POST /ui\n{\"threadId\":\"ag2\",\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"weather?\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"\",\"toolCalls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"w\",\"arguments\":\"{}\"}}]},{\"id\":\"t1\",\"role\":\"tool\",\"content\":\"sunny\",\"toolCallId\":\"call_1\"}]}"]
+--- response_body_like eval
+[$::streamed->('keys=messages,model,stream model=m stream=true extra=none msgs=system:sys | user:hi | assistant:there | user:more'),
+ $::streamed->('keys=messages,model,stream model=m stream=true extra=tool_call_id,tool_calls msgs=system:sys | user:weather? | assistant: | tool:sunny')]
