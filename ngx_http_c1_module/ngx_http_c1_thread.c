@@ -768,7 +768,9 @@ ngx_http_c1_api_body(ngx_http_request_t *r)
 
     rc = ngx_http_c1_api_parse(r, ctx);
 
-    if (rc == NGX_OK) {
+    /* a body refused has had its answer (DONE) */
+
+    if (rc == NGX_OK && ctx->phase != NGX_HTTP_C1_PHASE_DONE) {
         rc = ngx_http_c1_op_start(r, ctx);
     }
 

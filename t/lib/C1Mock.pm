@@ -322,8 +322,8 @@ our $Uuid = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}
 sub with_ids {
     my ($json) = @_;
     my @parts = split /\{"role":/, $json, -1;
-    return '^' . join('\{"id":"' . $Uuid . '","role":',
-                      map { quotemeta } @parts) . '$';
+    return '\A' . join('\{"id":"' . $Uuid . '","role":',
+                        map { quotemeta } @parts) . '\z';
 }
 
 
