@@ -434,6 +434,7 @@ ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
 char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_c1_stream_started(ngx_http_request_t *r);
 void ngx_http_c1_retried(ngx_http_request_t *r, ngx_uint_t reason);
+void ngx_http_c1_store_failed(ngx_str_t *store, ngx_uint_t op);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

@@ -27,8 +27,9 @@
 
 
 #define NGX_HTTP_C1_REDIS_POINTS     160       /* per server on the ring */
-#define NGX_HTTP_C1_REDIS_LOCK       60000     /* ms a lock lives */
-#define NGX_HTTP_C1_REDIS_RENEW_MS   20000     /* and is renewed */
+#define NGX_HTTP_C1_REDIS_LOCK       30000     /* ms a lock lives */
+#define NGX_HTTP_C1_REDIS_RENEW_MS   10000     /* and is renewed */
+#define NGX_HTTP_C1_REDIS_UNLOCKS    12        /* tries to free one */
 #define NGX_HTTP_C1_REDIS_READ       16384
 #define NGX_HTTP_C1_REDIS_BACKOFF    1000      /* the longest, ms */
 
@@ -109,7 +110,26 @@ struct ngx_http_c1_redis_cmd_s {
     ngx_uint_t                  part;
     ngx_pool_cleanup_t         *cln;           /* in the request's pool */
     ngx_event_t                 timer;
+    u_char                     *lock;          /* BEGIN: its lock's key */
+    size_t                      lock_len;
+    uint64_t                    token;
+    ngx_uint_t                  server;
 };
+
+
+/*
+ * A lock that a BEGIN may have taken for nobody (it failed here, or its
+ * request went, and Redis may still run it): freed by its token.
+ */
+typedef struct {
+    ngx_http_c1_redis_t        *redis;
+    ngx_uint_t                  server;
+    ngx_uint_t                  tries;
+    uint64_t                    token;
+    ngx_event_t                 timer;
+    size_t                      lock_len;
+    u_char                      lock[1];
+} ngx_http_c1_redis_unlock_t;
 
 
 /* a LIST over several servers: each one's page, merged when all are in */
@@ -156,6 +176,9 @@ static ngx_uint_t ngx_http_c1_redis_pick(ngx_http_c1_redis_t *redis,
     ngx_str_t *owner, ngx_str_t *thread);
 static ngx_int_t ngx_http_c1_redis_op(ngx_http_c1_store_op_t *op,
     ngx_uint_t server, ngx_http_c1_redis_list_t *list, ngx_uint_t part);
+static ngx_int_t ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op,
+    ngx_pool_t *pool, ngx_uint_t server, ngx_http_c1_redis_list_t *list,
+    ngx_uint_t part);
 static ngx_int_t ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis,
     ngx_uint_t server, ngx_http_c1_redis_kind_e kind,
     ngx_http_c1_store_op_t *op, ngx_uint_t argc, const char **argv,
@@ -191,6 +214,9 @@ static ngx_int_t ngx_http_c1_redis_unpack(ngx_pool_t *pool,
 static void ngx_http_c1_redis_log(ngx_http_c1_redis_t *redis,
     ngx_http_c1_redis_server_t *server, ngx_http_c1_redis_cause_e cause,
     const char *detail);
+static void ngx_http_c1_redis_unlock(ngx_http_c1_redis_t *redis,
+    ngx_http_c1_redis_cmd_t *cmd, ngx_msec_t delay);
+static void ngx_http_c1_redis_unlock_handler(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
 static u_char *ngx_http_c1_redis_key(ngx_pool_t *pool, ngx_str_t *prefix,
@@ -218,7 +244,6 @@ static char  *ngx_http_c1_redis_causes[] = {
 char *
 ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                      *p;
     ssize_t                      size;
     ngx_int_t                    n;
     ngx_str_t                   *value, s, name;
@@ -473,9 +498,6 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     *sp = store;
 
-    p = NULL;
-    (void) p;
-
     return NGX_CONF_OK;
 
 invalid:
@@ -655,6 +677,35 @@ static ngx_int_t
 ngx_http_c1_redis_op(ngx_http_c1_store_op_t *op, ngx_uint_t server,
     ngx_http_c1_redis_list_t *list, ngx_uint_t part)
 {
+    ngx_int_t    rc;
+    ngx_pool_t  *pool;
+
+    /* an operation with no pool of its own (END): a short-lived one */
+
+    if (op->pool) {
+        pool = op->pool;
+
+    } else {
+        pool = ngx_create_pool(1024, ngx_cycle->log);
+        if (pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    rc = ngx_http_c1_redis_args(op, pool, server, list, part);
+
+    if (op->pool == NULL) {
+        ngx_destroy_pool(pool);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
+    ngx_uint_t server, ngx_http_c1_redis_list_t *list, ngx_uint_t part)
+{
     u_char                 *p;
     size_t                  len[16 + 2 * 1024], klen[5];
     u_char                 *keys[5];
@@ -662,7 +713,6 @@ ngx_http_c1_redis_op(ngx_http_c1_store_op_t *op, ngx_uint_t server,
     ngx_uint_t              argc, i, nkeys;
     ngx_time_t             *tp;
     const char             *argv[16 + 2 * 1024];
-    ngx_pool_t             *pool;
     ngx_http_c1_msg_t      *m;
     ngx_http_c1_redis_t    *redis;
     ngx_http_c1_redis_kind_e  kind;
@@ -672,7 +722,6 @@ ngx_http_c1_redis_op(ngx_http_c1_store_op_t *op, ngx_uint_t server,
     u_char                  limit[NGX_INT64_LEN], token[64];
 
     redis = op->store->data;
-    pool = op->pool ? op->pool : ngx_cycle->pool;
 
     if (op->type == NGX_HTTP_C1_STORE_COMMIT
         && op->nmsgs > 1024)
@@ -952,6 +1001,19 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     cmd->op = op;
     cmd->list = list;
     cmd->part = part;
+    cmd->server = server;
+
+    if (op && op->type == NGX_HTTP_C1_STORE_BEGIN) {
+        cmd->lock = ngx_alloc(argvlen[5], ngx_cycle->log);
+        if (cmd->lock == NULL) {
+            ngx_free(cmd);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(cmd->lock, argv[5], argvlen[5]);   /* KEYS[3] */
+        cmd->lock_len = argvlen[5];
+        cmd->token = op->token;
+    }
 
     if (op && op->pool) {
         cmd->cln = ngx_pool_cleanup_add(op->pool, 0);
@@ -967,6 +1029,10 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     if (ngx_http_c1_redis_queue(conn, cmd, argc, argv, argvlen) != NGX_OK) {
         if (cmd->cln) {
             cmd->cln->handler = NULL;
+        }
+
+        if (cmd->lock) {
+            ngx_free(cmd->lock);
         }
 
         ngx_free(cmd);
@@ -1495,7 +1561,14 @@ ngx_http_c1_redis_reply(ngx_http_c1_redis_conn_t *conn,
     conn->server->retry_at = 0;
 
     if (cmd->op == NULL) {
-        ngx_http_c1_redis_done(cmd, NGX_OK);    /* nobody waits */
+
+        /* nobody waits: a lock it took is nobody's */
+
+        if (cmd->lock) {
+            ngx_http_c1_redis_unlock(conn->redis, cmd, 0);
+        }
+
+        ngx_http_c1_redis_done(cmd, NGX_OK);
         return;
     }
 
@@ -1529,6 +1602,17 @@ ngx_http_c1_redis_done(ngx_http_c1_redis_cmd_t *cmd, ngx_int_t rc)
 
     op = cmd->op;
     list = cmd->list;
+
+    if (cmd->lock) {
+
+        /* a BEGIN that failed here may yet run in Redis: free its lock */
+
+        if (rc != NGX_OK) {
+            ngx_http_c1_redis_unlock(cmd->conn->redis, cmd, 200);
+        }
+
+        ngx_free(cmd->lock);
+    }
 
     ngx_free(cmd);
 
@@ -1615,7 +1699,9 @@ ngx_http_c1_redis_result(ngx_http_c1_store_op_t *op, redisReply *reply,
             return NGX_DECLINED;
         }
 
-        if (ngx_http_c1_redis_meta(op, &e[1], &op->meta) != NGX_OK) {
+        if (ngx_http_c1_redis_meta(op, &e[1], &op->meta) != NGX_OK
+            || ngx_http_c1_redis_hold(op) != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -1983,40 +2069,27 @@ ngx_http_c1_redis_renew(ngx_event_t *ev)
 {
     ngx_http_c1_redis_renew_t *rn = ev->data;
 
-    size_t       len[5];
+    size_t       len[6];
     u_char       ttl[NGX_INT_T_LEN];
-    const char  *argv[5];
+    const char  *argv[6];
 
     argv[0] = "EVAL";
     argv[1] = NGX_HTTP_C1_REDIS_RENEW;
     argv[2] = "1";
     argv[3] = (const char *) rn->lock.data;
     argv[4] = (const char *) rn->token.data;
+    argv[5] = (const char *) ttl;
 
     len[0] = 4;
     len[1] = ngx_strlen(argv[1]);
     len[2] = 1;
     len[3] = rn->lock.len;
     len[4] = rn->token.len;
+    len[5] = ngx_sprintf(ttl, "%d", NGX_HTTP_C1_REDIS_LOCK) - ttl;
 
-    (void) ngx_sprintf(ttl, "%d", NGX_HTTP_C1_REDIS_LOCK);
-    (void) ttl;
-
-    {
-        const char  *args[6];
-        size_t       lens[6];
-        u_char       t[NGX_INT_T_LEN];
-
-        ngx_memcpy(args, argv, sizeof(argv));
-        ngx_memcpy(lens, len, sizeof(len));
-
-        args[5] = (const char *) t;
-        lens[5] = ngx_sprintf(t, "%d", NGX_HTTP_C1_REDIS_LOCK) - t;
-
-        (void) ngx_http_c1_redis_send(rn->redis, rn->server,
-                                      NGX_HTTP_C1_REDIS_QUIET, NULL, 6, args,
-                                      lens, NULL, 0);
-    }
+    (void) ngx_http_c1_redis_send(rn->redis, rn->server,
+                                  NGX_HTTP_C1_REDIS_QUIET, NULL, 6, argv,
+                                  len, NULL, 0);
 
     ngx_add_timer(&rn->timer, NGX_HTTP_C1_REDIS_RENEW_MS);
 }
@@ -2030,4 +2103,74 @@ ngx_http_c1_redis_renew_stop(void *data)
     if (rn->timer.timer_set) {
         ngx_del_timer(&rn->timer);
     }
+}
+
+
+/* the lock of a BEGIN nobody holds goes, if it is still that BEGIN's */
+
+static void
+ngx_http_c1_redis_unlock(ngx_http_c1_redis_t *redis,
+    ngx_http_c1_redis_cmd_t *cmd, ngx_msec_t delay)
+{
+    ngx_http_c1_redis_unlock_t  *u;
+
+    u = ngx_alloc(offsetof(ngx_http_c1_redis_unlock_t, lock) + cmd->lock_len,
+                  ngx_cycle->log);
+    if (u == NULL) {
+        return;                             /* it expires */
+    }
+
+    ngx_memzero(u, offsetof(ngx_http_c1_redis_unlock_t, lock));
+
+    u->redis = redis;
+    u->server = cmd->server;
+    u->token = cmd->token;
+    u->lock_len = cmd->lock_len;
+    ngx_memcpy(u->lock, cmd->lock, cmd->lock_len);
+
+    u->timer.handler = ngx_http_c1_redis_unlock_handler;
+    u->timer.data = u;
+    u->timer.log = ngx_cycle->log;
+    u->timer.cancelable = 1;
+
+    if (delay == 0) {
+        ngx_http_c1_redis_unlock_handler(&u->timer);
+        return;
+    }
+
+    ngx_add_timer(&u->timer, delay);
+}
+
+
+static void
+ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
+{
+    ngx_http_c1_redis_unlock_t *u = ev->data;
+
+    size_t       len[5];
+    u_char       token[NGX_INT64_LEN];
+    const char  *argv[5];
+
+    argv[0] = "EVAL";
+    argv[1] = NGX_HTTP_C1_REDIS_END;
+    argv[2] = "1";
+    argv[3] = (const char *) u->lock;
+    argv[4] = (const char *) token;
+
+    len[0] = 4;
+    len[1] = ngx_strlen(argv[1]);
+    len[2] = 1;
+    len[3] = u->lock_len;
+    len[4] = ngx_sprintf(token, "%uL", u->token) - token;
+
+    if (ngx_http_c1_redis_send(u->redis, u->server, NGX_HTTP_C1_REDIS_QUIET,
+                               NULL, 5, argv, len, NULL, 0)
+        != NGX_OK
+        && ++u->tries < NGX_HTTP_C1_REDIS_UNLOCKS)
+    {
+        ngx_add_timer(&u->timer, 250 * u->tries);
+        return;
+    }
+
+    ngx_free(u);
 }
