@@ -35,4 +35,23 @@ my $out = `unshare --mount sh -c "mount --bind $dir/hosts /etc/hosts && $nginx -
 is($? >> 8, 0, 'nginx -t accepts conf.example') or diag($out);
 like($out, qr/test is successful/, 'nginx says the test is successful');
 
+# the fleet's variant it describes: the threads in Redis, under the same
+# name, in place of the zone (nginx -t contacts no Redis)
+open my $in, '<', $conf or die $!;
+my $text = do { local $/; <$in> };
+close $in;
+my ($redis) = $text =~ /^    #     (c1_history_redis name=threads\n(?:    #\s+\S.*\n)*?    #\s+.*;)\n/m
+    or BAIL_OUT('conf.example no longer shows c1_history_redis');
+$redis =~ s/^    #     //mg;
+my $fleet = $text;
+ok($fleet =~ s/^    c1_history_zone zone=threads:\S+.*;$/    $redis/m,
+   'conf.example: the zone line the Redis one replaces');
+open my $outf, '>', "$dir/fleet.conf" or die $!;
+print $outf $fleet;
+close $outf;
+
+$out = `unshare --mount sh -c "mount --bind $dir/hosts /etc/hosts && $nginx -t -c $dir/fleet.conf $g" 2>&1`;
+is($? >> 8, 0, 'nginx -t accepts conf.example with its c1_history_redis')
+    or diag($out);
+
 done_testing();
