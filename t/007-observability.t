@@ -165,6 +165,8 @@ c1_upstream_latency_seconds_count 7
 c1_retries_total\{reason="error"\} 0
 (?:c1_retries_total\{reason="[a-z0-9_]+"\} 0\n){7}# HELP c1_fallbacks_total .*
 # TYPE c1_fallbacks_total counter
+# HELP c1_history_store_failures_total .*
+# TYPE c1_history_store_failures_total counter
 # HELP c1_history_threads Threads kept.
 # TYPE c1_history_threads gauge
 c1_history_threads\{zone="threads"\} 2
