@@ -14,7 +14,7 @@ package C1Redis;
 #   $r->cli(@words)      one redis-cli command, its output (raw: one line
 #                        per element), chomped; a list of lines in list
 #                        context
-#   $r->keys($pattern)   sorted key names
+#   $r->keys($pattern)   sorted key names (their number in scalar context)
 #   $r->pttl($key), $r->type($key), $r->dbsize
 #   $r->layout($pattern) "KEY TYPE PTTL" lines, sorted (one EVAL)
 #   $r->flushall
@@ -196,7 +196,8 @@ sub cli {
 
 sub keys {
     my ($self, $pattern) = @_;
-    return sort grep { length } $self->cli('KEYS', $pattern // '*');
+    my @k = sort grep { length } $self->cli('KEYS', $pattern // '*');
+    return wantarray ? @k : scalar @k;
 }
 
 sub pttl { $_[0]->cli('PTTL', $_[1]) }
