@@ -321,7 +321,7 @@ sub fault {
 
 fault('badpw', 'a wrong password', qr/.*auth/i,
       sub { req('GET', '/api/badpw/get') });
-fault('db99', 'a wrong db', qr/SELECT 99 failed/,
+fault('db99', 'a wrong db', qr/SELECT (?:99 )?failed/,
       sub { req('GET', '/api/db99/get') },
       sub { req('GET', '/chat/db99?threadId=f1') });
 
