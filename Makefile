@@ -9,7 +9,8 @@
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench         the module against its alternatives (bench/RESULTS.md)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
-#   make bench-history what a turn costs in a c1_history_zone
+#   make bench-history the thread store: listing threads, a turn's time
+#                      and bytes, against the module before the thread API
 #   make soak           mixed traffic at concurrency 200 with slow readers
 #                       and one worker killed (bench/soak.pl, SOAK_ARGS)
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
@@ -138,8 +139,33 @@ bench: all
 bench-stream: all
 	bench/stream-bench.pl $(BENCH_ARGS)
 
-bench-history: all
-	bench/history-zone.pl
+# bench-history compares the thread store with the module from before the
+# thread API (issue 14): that commit, checked out into a temporary git
+# worktree under build/ and built there; nothing is fetched. A checkout
+# without the commit (a shallow clone) skips the comparison.
+OLD_COMMIT  := 53234c3
+OLD_MODULE  := $(BUILD)/bench/old/ngx_http_c1_module.so
+OLD_SRC     := $(BUILD)/bench/old-src
+
+$(OLD_MODULE): $(NGINX_SRC)/conf_flags
+	@if ! git cat-file -e '$(OLD_COMMIT)^{commit}' 2>/dev/null; then \
+	    echo "no commit $(OLD_COMMIT) in this checkout (a shallow clone?):" \
+	         "bench-history runs without the old module"; \
+	    exit 0; \
+	fi; \
+	git worktree remove --force $(OLD_SRC) 2>/dev/null; \
+	rm -rf $(OLD_SRC); git worktree prune; \
+	echo "building the module of $(OLD_COMMIT) in $(OLD_SRC)"; \
+	git worktree add -q --detach $(OLD_SRC) $(OLD_COMMIT) \
+	&& $(MAKE) -s -C $(OLD_SRC) $(OLD_SRC)/build/ngx_http_c1_module.so \
+	&& mkdir -p $(@D) && cp $(OLD_SRC)/build/ngx_http_c1_module.so $@; \
+	rc=$$?; \
+	git worktree remove --force $(OLD_SRC); git worktree prune; \
+	exit $$rc
+
+bench-history: all $(OLD_MODULE)
+	bench/history-zone.pl --old $(OLD_MODULE) --old-commit $(OLD_COMMIT) \
+	    $(BENCH_ARGS)
 
 deb:
 	util/deb

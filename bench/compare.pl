@@ -354,6 +354,14 @@ chomp $mem;
 my $ngx = `nginx -v 2>&1`;
 chomp $ngx;
 
+# the section make bench-history writes stays
+my $history = '';
+if (open my $fh, '<', "$top/bench/RESULTS.md") {
+    local $/;
+    ($history) = <$fh> =~ /(\n## History store \(make bench-history\)\n.*?)(?=\n## |\z)/s;
+    $history //= '';
+}
+
 open my $md, '>', "$top/bench/RESULTS.md" or die $!;
 print $md "# Benchmark results\n\n";
 print $md "Made by `make bench` (bench/compare.pl) on " . localtime() . ": $cpu, "
@@ -426,6 +434,7 @@ printf $md "| instructions per request, module / plain proxy_pass (callgrind) "
     ratio('module', 'plain', 'ir');
 printf $md "| %d concurrent streams in < 64 MB added RSS | %s MB |\n",
     $o{streams}, defined $m->{rss} ? sprintf('%.1f', $m->{rss}) : 'N/A';
+print $md $history;
 close $md;
 
 open my $dat, '>', "$C1Bench::Root/results.dat" or die $!;

@@ -133,10 +133,10 @@ static ngx_http_c1_error_row_t  ngx_http_c1_errors[NGX_HTTP_C1_ERR_LAST] = {
       "the thread store is full, even after evicting the least recently "
       "used threads", NGX_HTTP_C1_OUTCOME_INVALID },
 
-    /* NGX_HTTP_C1_ERR_STORE */
-    { NGX_HTTP_INTERNAL_SERVER_ERROR, "server_error", "history_error", NULL,
-      "the thread store failed", NGX_LOG_ERR, NULL,
-      NGX_HTTP_C1_OUTCOME_INVALID },
+    /* NGX_HTTP_C1_ERR_STORE: the store logs why, once a cause */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", "history_unavailable",
+      NULL, "the thread store cannot be reached now", NGX_LOG_INFO, NULL,
+      NGX_HTTP_C1_OUTCOME_UPSTREAM },
 
     /* NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE */
     { NGX_HTTP_BAD_GATEWAY, "upstream_error", "answer_too_large", NULL,

@@ -555,6 +555,8 @@ ngx_http_c1_turn_call(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
             break;
 
         default:
+            ngx_http_c1_store_failed(&ctx->store->name,
+                                     NGX_HTTP_C1_STORE_BEGIN);
             c1_request_free(req);
             return ngx_http_c1_fail(r, ctx, NGX_HTTP_C1_ERR_STORE, NULL, 0);
         }

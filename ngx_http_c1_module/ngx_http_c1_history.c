@@ -543,7 +543,9 @@ c1_history_expire(c1_history_t *h, time_t now, unsigned limit)
     for (t = h->lru.prev; t != &h->lru && limit; t = prev) {
         prev = t->prev;
 
-        if (now - t->used < h->inactive) {
+        /* never before "inactive": seconds are whole, so one more */
+
+        if (now - t->used <= h->inactive) {
             return;
         }
 

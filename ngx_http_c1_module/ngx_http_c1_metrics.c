@@ -38,6 +38,17 @@ typedef struct {
 } ngx_http_c1_model_count_t;
 
 
+/* what a thread store failed to do, by store (the first ones seen) */
+#define NGX_HTTP_C1_STORES           16
+#define NGX_HTTP_C1_STORE_OPS        9
+
+typedef struct {
+    ngx_atomic_t   n[NGX_HTTP_C1_STORE_OPS];
+    size_t         len;                           /* 0: free */
+    u_char         name[NGX_HTTP_C1_MODEL_LEN];
+} ngx_http_c1_store_count_t;
+
+
 typedef struct {
     ngx_atomic_t   requests[3][2][NGX_HTTP_C1_OUTCOMES];
     ngx_atomic_t   prompt_tokens;
@@ -49,7 +60,15 @@ typedef struct {
     ngx_http_c1_streams_t  active[NGX_MAX_PROCESSES];
     ngx_atomic_t   retries[NGX_HTTP_C1_RETRY_REASONS];
     ngx_http_c1_model_count_t  fallbacks[NGX_HTTP_C1_FALLBACK_MODELS + 1];
+    ngx_http_c1_store_count_t  store_failures[NGX_HTTP_C1_STORES];
 } ngx_http_c1_metrics_t;
+
+
+/* in the order of ngx_http_c1_store_op_e */
+static char  *ngx_http_c1_store_ops[NGX_HTTP_C1_STORE_OPS] = {
+    "begin", "commit", "end", "list", "get", "create", "rename", "replace",
+    "delete"
+};
 
 
 /* the page, written into a chain of buffers, every write bounded */
@@ -485,6 +504,59 @@ ngx_http_c1_fallback_counted(ngx_shm_zone_t *zone, ngx_http_c1_metrics_t *m,
 }
 
 
+/* a thread store failed an operation (unreachable, an error of its own) */
+
+void
+ngx_http_c1_store_failed(ngx_str_t *store, ngx_uint_t op)
+{
+    ngx_uint_t                  i;
+    ngx_slab_pool_t            *shpool;
+    ngx_shm_zone_t             *zone;
+    ngx_http_c1_metrics_t      *m;
+    ngx_http_c1_main_conf_t    *mcf;
+    ngx_http_c1_store_count_t  *f;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_c1_module);
+
+    if (mcf == NULL || mcf->metrics_zone == NULL
+        || op >= NGX_HTTP_C1_STORE_OPS || store->len >= NGX_HTTP_C1_MODEL_LEN)
+    {
+        return;
+    }
+
+    zone = mcf->metrics_zone;
+    m = zone->data;
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    f = NULL;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_C1_STORES; i++) {
+        if (m->store_failures[i].len == 0) {
+            f = &m->store_failures[i];
+            f->len = store->len;
+            ngx_memcpy(f->name, store->data, store->len);
+            break;
+        }
+
+        if (m->store_failures[i].len == store->len
+            && ngx_memcmp(m->store_failures[i].name, store->data, store->len)
+               == 0)
+        {
+            f = &m->store_failures[i];
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (f) {
+        (void) ngx_atomic_fetch_add(&f->n[op], 1);
+    }
+}
+
+
 void
 ngx_http_c1_stream_started(ngx_http_request_t *r)
 {
@@ -810,6 +882,40 @@ ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
             != NGX_OK)
         {
             return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_history_store_failures_total "
+                                "Operations a thread store failed, by store "
+                                "and operation.\n"
+                                "# TYPE c1_history_store_failures_total "
+                                "counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_C1_STORES; i++) {
+        if (m->store_failures[i].len == 0) {
+            break;
+        }
+
+        model.data = m->store_failures[i].name;
+        model.len = m->store_failures[i].len;
+
+        if (ngx_http_c1_label(pg->pool, &model, &label) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < NGX_HTTP_C1_STORE_OPS; j++) {
+            if (ngx_http_c1_page_printf(pg, "c1_history_store_failures_total"
+                                        "{store=\"%V\",op=\"%s\"} %uA\n",
+                                        &label, ngx_http_c1_store_ops[j],
+                                        m->store_failures[i].n[j])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
     }
 

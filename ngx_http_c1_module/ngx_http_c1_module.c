@@ -134,6 +134,13 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       0,
       NULL },
 
+    { ngx_string("c1_history_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_c1_history_redis,
+      0,
+      0,
+      NULL },
+
     { ngx_string("c1_history"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_c1_history,
@@ -371,8 +378,9 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         if (conf->history == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "unknown c1_history_zone \"%V\" in "
-                          "\"c1_history\"", &conf->history_name);
+                          "unknown c1 history store \"%V\" in "
+                          "\"c1_history\" (no c1_history_zone of that "
+                          "name)", &conf->history_name);
             return NGX_CONF_ERROR;
         }
     }
@@ -382,7 +390,7 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         if (conf->threads == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "unknown c1_history_zone \"%V\" in "
+                          "unknown c1 history store \"%V\" in "
                           "\"c1_threads\" in %V:%ui", &conf->threads_name,
                           &conf->threads_file, conf->threads_line);
             return NGX_CONF_ERROR;

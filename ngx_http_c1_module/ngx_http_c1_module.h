@@ -410,6 +410,11 @@ ngx_http_c1_store_t *ngx_http_c1_store_find(ngx_http_c1_main_conf_t *mcf,
     ngx_str_t *name);
 uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 
+/* ngx_http_c1_redis.c: the store in Redis */
+char *ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_c1_redis_hold(ngx_http_c1_store_op_t *op);
+
 /* ngx_http_c1_thread.c: owners, a turn's store operations, the API */
 ngx_int_t ngx_http_c1_thread_api_handler(ngx_http_request_t *r);
 ngx_http_c1_err_e ngx_http_c1_owner(ngx_http_request_t *r,
@@ -429,6 +434,7 @@ ngx_int_t ngx_http_c1_metrics_init(ngx_conf_t *cf);
 char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_c1_stream_started(ngx_http_request_t *r);
 void ngx_http_c1_retried(ngx_http_request_t *r, ngx_uint_t reason);
+void ngx_http_c1_store_failed(ngx_str_t *store, ngx_uint_t op);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

@@ -33,6 +33,7 @@ static int c1_prompt_text(cJSON *prompt, cJSON **text, c1_error_t *err);
 static int c1_request_id(cJSON *item, const char *code, const char *param,
     char *out, size_t *len, c1_error_t *err);
 static int c1_request_agui(const char *name, cJSON *item);
+static int c1_request_agui_message(cJSON *m);
 
 
 /*
@@ -259,6 +260,11 @@ c1_request_render(c1_request_t *req, const c1_settings_t *s,
         for (item = messages->child; item != NULL; item = next) {
             next = item->next;
             cJSON_DeleteItemFromObjectCaseSensitive(item, "id");
+
+            if (req->openui && c1_request_agui_message(item) != C1_OK) {
+                goto nomem;
+            }
+
             cJSON_AddItemToArray(msgs,
                                  cJSON_DetachItemViaPointer(messages, item));
         }
@@ -577,6 +583,54 @@ c1_request_agui(const char *name, cJSON *item)
 
     return strcmp(name, "tools") == 0 && cJSON_IsArray(item)
            && item->child == NULL;
+}
+
+
+/*
+ * An AG-UI message of OpenUI's in OpenAI's words: toolCalls and toolCallId
+ * are tool_calls and tool_call_id (an empty toolCalls goes).
+ */
+
+static int
+c1_request_agui_message(cJSON *m)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(m, "toolCalls");
+
+    if (item != NULL) {
+        item = cJSON_DetachItemViaPointer(m, item);
+
+        if (cJSON_IsArray(item) && item->child != NULL
+            && !cJSON_HasObjectItem(m, "tool_calls"))
+        {
+            if (!cJSON_AddItemToObject(m, "tool_calls", item)) {
+                cJSON_Delete(item);
+                return C1_NOMEM;
+            }
+
+        } else {
+            cJSON_Delete(item);
+        }
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(m, "toolCallId");
+
+    if (item != NULL) {
+        item = cJSON_DetachItemViaPointer(m, item);
+
+        if (cJSON_IsString(item) && !cJSON_HasObjectItem(m, "tool_call_id")) {
+            if (!cJSON_AddItemToObject(m, "tool_call_id", item)) {
+                cJSON_Delete(item);
+                return C1_NOMEM;
+            }
+
+        } else {
+            cJSON_Delete(item);
+        }
+    }
+
+    return C1_OK;
 }
 
 

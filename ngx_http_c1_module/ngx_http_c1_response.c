@@ -467,7 +467,7 @@ ngx_http_c1_response_cut(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 }
 
 
-/* a page of nginx's own in a c1_pass location: make it JSON */
+/* a page of nginx's own in a c1_pass or c1_threads location: JSON */
 
 static ngx_int_t
 ngx_http_c1_page_header_filter(ngx_http_request_t *r)
@@ -484,7 +484,7 @@ ngx_http_c1_page_header_filter(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
 
-    if (lcf->pass.len == 0) {
+    if (lcf->pass.len == 0 && lcf->threads == NULL) {
         return ngx_http_next_header_filter(r);
     }
 

@@ -350,6 +350,7 @@ ngx_http_c1_commit_log(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         return;
 
     default:
+        ngx_http_c1_store_failed(&ctx->store->name, NGX_HTTP_C1_STORE_COMMIT);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "c1: c1 history store \"%V\" did not keep this turn "
                       "of thread \"%V\"", &ctx->store->name,
@@ -530,6 +531,10 @@ static ngx_int_t
 ngx_http_c1_op_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    if (ctx->op.rc == NGX_ERROR) {
+        ngx_http_c1_store_failed(&ctx->store->name, ctx->op.type);
+    }
 
     if (ctx->op.rc != NGX_OK) {
         return ngx_http_c1_api_store_error(r, ctx);
@@ -768,7 +773,9 @@ ngx_http_c1_api_body(ngx_http_request_t *r)
 
     rc = ngx_http_c1_api_parse(r, ctx);
 
-    if (rc == NGX_OK) {
+    /* a body refused has had its answer (DONE) */
+
+    if (rc == NGX_OK && ctx->phase != NGX_HTTP_C1_PHASE_DONE) {
         rc = ngx_http_c1_op_start(r, ctx);
     }
 

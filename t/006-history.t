@@ -77,7 +77,7 @@ __DATA__
 --- request eval
 ["POST /chat\n{\"prompt\": \"x\", \"threadId\": \"s1\"}", "GET /chat?threadId=s1"]
 --- response_body_like eval
-['^' . quotemeta($C1Test::StreamText) . '$', C1Test::with_ids("[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"<content thesys=\\\"true\\\">{&quot;component&quot;: \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}\\n\\\"quoted\\\" \\\\ </content>\"}]")]
+['\A' . quotemeta($C1Test::StreamText) . '\z', C1Test::with_ids("[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"<content thesys=\\\"true\\\">{&quot;component&quot;: \x{e2}\x{9c}\x{93} \x{c3}\x{a9} \x{f0}\x{9f}\x{98}\x{80}\\n\\\"quoted\\\" \\\\ </content>\"}]")]
 
 
 
@@ -116,7 +116,7 @@ __DATA__
  "POST /chat\n{\"prompt\": \"3\", \"threadId\": \"m\"}",
  "GET /chat?threadId=m"]
 --- response_body_like eval
-[map({ '^' . quotemeta($_) . '$' } "system:sys | user:1",
+[map({ '\A' . quotemeta($_) . '\z' } "system:sys | user:1",
  "system:sys | user:1 | assistant:system:sys | user:1 | user:2",
  "system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3"),
  C1Test::with_ids('[{"role":"user","content":"2"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2"},{"role":"user","content":"3"},{"role":"assistant","content":"system:sys | user:1 | assistant:system:sys | user:1 | user:2 | assistant:system:sys | user:1 | assistant:system:sys | user:1 | user:2 | user:3"}]')]
@@ -168,9 +168,9 @@ __DATA__
 --- error_code eval
 [200, 200, 200, 404, 404, 405]
 --- response_body_like eval
-[map({ '^' . quotemeta($_) . '$' } "system:sys | user:hello"),
+[map({ '\A' . quotemeta($_) . '\z' } "system:sys | user:hello"),
  C1Test::with_ids('[{"role":"user","content":"hello"},{"role":"assistant","content":"system:sys | user:hello"}]'),
- map({ '^' . quotemeta($_) . '$' } '{"deleted":true}',
+ map({ '\A' . quotemeta($_) . '\z' } '{"deleted":true}',
  '{"error":{"message":"no such thread","type":"invalid_request_error","param":"threadId","code":"thread_not_found"}}',
  '{"error":{"message":"no such thread","type":"invalid_request_error","param":"threadId","code":"thread_not_found"}}',
  '{"error":{"message":"this endpoint takes POST, and GET or DELETE of a thread","type":"invalid_request_error","param":null,"code":"method_not_allowed"}}')]
@@ -225,4 +225,4 @@ __DATA__
     location = /chat { c1_history nosuch; c1_pass /_c1; }
 --- must_die
 --- error_log
-unknown c1_history_zone "nosuch"
+unknown c1 history store "nosuch"

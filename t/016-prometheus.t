@@ -35,7 +35,8 @@ my @outcomes = qw(ok invalid_request c1_error upstream_failure client_aborted);
 my @base = qw(c1_requests_total c1_prompt_tokens_total
               c1_completion_tokens_total c1_upstream_latency_seconds
               c1_time_to_first_token_seconds c1_active_streams
-              c1_retries_total c1_fallbacks_total);
+              c1_retries_total c1_fallbacks_total
+              c1_history_store_failures_total);
 
 my @history = qw(c1_history_threads c1_history_messages c1_history_bytes
                  c1_history_evicted_total c1_history_expired_total

@@ -181,7 +181,7 @@ for my $s (@streams) {
     $s->{c}->send(C1Client::get("/chat?threadId=s$s->{i}"));
     my $r2 = $s->{c}->response;
     is($r2->{status}, 200, "$name: keep-alive, the next request");
-    is($r2->{body}, '[' . one_turn("before $s->{i}")
+    is(C1Mock::without_ids($r2->{body}), '[' . one_turn("before $s->{i}")
         . qq(,{"role":"user","content":"streamed $s->{i}"},$streamed]),
        "$name: its turn is committed after the earlier one");
     $s->{c}->close;
@@ -218,7 +218,7 @@ for my $s (grep { $_->{pid} eq $victim } @streams) {
     my $t = "s$s->{i}";
     my $r = thread($t);
     is($r->{status}, 200, "thread $t of a killed turn: there");
-    is($r->{body}, '[' . one_turn("before $s->{i}") . ']',
+    is(C1Mock::without_ids($r->{body}), '[' . one_turn("before $s->{i}") . ']',
        "thread $t of a killed turn: its earlier turn, intact, nothing more");
     my $t0 = time;
     $r = turn($t, "again $s->{i}");
@@ -226,11 +226,14 @@ for my $s (grep { $_->{pid} eq $victim } @streams) {
         or diag("got $r->{status} $r->{body}");
     ok(time - $t0 < 1, "thread $t: without waiting");
     $ok_turns++ if $r->{status} == 200;
-    is(thread($t)->{body}, '[' . one_turn("before $s->{i}") . ','
+    my $body = thread($t)->{body};
+    is(C1Mock::without_ids($body), '[' . one_turn("before $s->{i}") . ','
         . qq({"role":"user","content":"again $s->{i}"},)
         . qq({"role":"assistant","content":"user:before $s->{i} | )
         . qq(assistant:user:before $s->{i} | user:again $s->{i}"}]),
        "thread $t: the new turn follows the earlier one");
+    is(scalar(() = ($body // '') =~ /\{"id":"$C1Mock::Uuid","role":/g), 4,
+       "thread $t: each of its four messages has a UUID id");
 }
 
 # the metrics: whole, and consistent with what was answered

@@ -170,7 +170,7 @@ ok($r->{body} eq "user:first | assistant:user:first | user:second | "
 $r = curl('/thread?threadId=h2-thread', undef, 'GET');
 is("$r->{version} $r->{status}", '2 200', 'thread: GET over HTTP/2');
 my $st = decode_utf8($C1Mock::StreamText);
-is_deeply(eval { JSON::PP->new->utf8->decode($r->{body}) },
+is_deeply(eval { JSON::PP->new->utf8->decode(C1Mock::without_ids($r->{body})) },
           [{ role => 'user', content => 'first' },
            { role => 'assistant', content => 'user:first' },
            { role => 'user', content => 'second' },
@@ -179,6 +179,8 @@ is_deeply(eval { JSON::PP->new->utf8->decode($r->{body}) },
            { role => 'assistant', content => 'user:first | assistant:user:first'
              . " | user:second | assistant:$st | user:third" }],
           'thread: three turns kept, the streamed one whole') or diag($r->{body});
+is(scalar(() = ($r->{body} // '') =~ /\{"id":"$C1Mock::Uuid","role":/g), 6,
+   'thread: each of its six messages has a UUID id');
 
 # h2load: 100 concurrent streams over one connection
 

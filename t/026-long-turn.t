@@ -65,7 +65,7 @@ my $busy = qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error",/
 my $r = turn('first');
 is($r->{status}, 200, 'a first turn');
 my $thread = call(C1Client::get('/chat?threadId=long'))->{body};
-is($thread, '[{"role":"user","content":"first"},'
+is(C1Mock::without_ids($thread), '[{"role":"user","content":"first"},'
     . '{"role":"assistant","content":"user:first"}]',
    'the thread has its first turn');
 
@@ -123,12 +123,14 @@ is($r->{body}, $C1Mock::StreamText, 'the long turn: its whole content');
 $long->send(C1Client::get('/chat?threadId=long'));
 $r = $long->response;
 is($r->{status}, 200, 'keep-alive: the next request on its connection');
-is($r->{body}, '[{"role":"user","content":"first"},'
+is(C1Mock::without_ids($r->{body}), '[{"role":"user","content":"first"},'
     . '{"role":"assistant","content":"user:first"},'
     . '{"role":"user","content":"long"},'
     . '{"role":"assistant","content":"'
     . C1Mock::json_escape($C1Mock::StreamText) . '"}]',
    'the long turn is committed, whole, after the first');
+is(scalar(() = ($r->{body} // '') =~ /\{"id":"$C1Mock::Uuid","role":/g), 4,
+   'the long turn is committed: each of the four messages has a UUID id');
 $long->close;
 
 # and now both work

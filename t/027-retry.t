@@ -19,6 +19,10 @@ BEGIN {
     $ENV{TEST_NGINX_C1_CLOSED_PORT} = $port + 1;
 }
 
+# a thread's GET, exactly: C1Test::with_ids (the old JSON with a UUID id in
+# each message), anchored as the rest of this file, \A...\z
+sub thread_exact { C1Test::with_ids(@_) }
+
 no_long_string();
 no_shuffle();
 
@@ -801,7 +805,7 @@ c1_history threads;
 [200, 200, 200]
 --- response_body_like eval
 ['\Aanswer from m\z',
- '\A\[\{"role":"user","content":"one"\},\{"role":"assistant","content":"answer from m"\}\]\z',
+ main::thread_exact('[{"role":"user","content":"one"},{"role":"assistant","content":"answer from m"}]'),
  '\Acalls=2\n- 1 m\n- 2 m\n']
 
 
@@ -838,9 +842,9 @@ c1_history threads;
  "GET /s/chat?threadId=t2"]
 --- error_code eval
 [200, 200]
---- response_body eval
-["one two three",
- '[{"role":"user","content":"one"},{"role":"assistant","content":"one two three"}]']
+--- response_body_like eval
+['\A' . quotemeta("one two three") . '\z',
+ main::thread_exact('[{"role":"user","content":"one"},{"role":"assistant","content":"one two three"}]')]
 
 
 
@@ -885,7 +889,7 @@ c1_history threads;
 [200, 200, 200]
 --- response_body_like eval
 ['\AA 200 answer from m\nB 409 \{"error":\{[^\n]*"code":"thread_busy"\}\}\nC 200 answer from m\n\z',
- '\A\[\{"role":"user","content":"one"\},\{"role":"assistant","content":"answer from m"\},\{"role":"user","content":"three"\},\{"role":"assistant","content":"answer from m"\}\]\z',
+ main::thread_exact('[{"role":"user","content":"one"},{"role":"assistant","content":"answer from m"},{"role":"user","content":"three"},{"role":"assistant","content":"answer from m"}]'),
  '\Acalls=3\n- 1 m\n- 2 m\n- 3 m\n']
 --- timeout: 6
 

@@ -213,6 +213,100 @@ sub pct {
     return $v[floor($p / 100 * $#v + 0.5)];
 }
 
+# client(PORT): one keep-alive HTTP/1.1 connection to 127.0.0.1:PORT, one
+# request at a time:
+#   my ($status, $head, $body) = $c->request('GET', '/path');
+#   $c->request('POST', '/path', $json, "X-User: u1\r\n");
+# The body is read by Content-Length or chunked; a "Connection: close"
+# answer closes the connection and the next request opens another.
+sub client {
+    my ($port) = @_;
+    return C1Bench::Client->new($port);
+}
+
+package C1Bench::Client;
+
+sub new {
+    my ($class, $port) = @_;
+    return bless { port => $port, buf => '' }, $class;
+}
+
+sub connect {
+    my ($c) = @_;
+    $c->{s} = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$c->{port}",
+                                    Proto => 'tcp')
+        or die "connect to $c->{port}: $!\n";
+    $c->{s}->setsockopt(6, 1, 1);    # TCP_NODELAY
+    $c->{buf} = '';
+}
+
+sub fill {
+    my ($c) = @_;
+    my $n = sysread($c->{s}, $c->{buf}, 262144, length $c->{buf});
+    die "read from $c->{port}: $!\n" unless defined $n;
+    return $n;
+}
+
+sub request {
+    my ($c, $method, $path, $body, $headers) = @_;
+    $c->connect unless $c->{s};
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+        . ($headers // '');
+    $req .= defined $body
+        ? "Content-Type: application/json\r\nContent-Length: "
+          . length($body) . "\r\n\r\n$body"
+        : "\r\n";
+    my $off = 0;
+    while ($off < length $req) {
+        my $n = syswrite($c->{s}, $req, length($req) - $off, $off);
+        die "write to $c->{port}: $!\n" unless defined $n;
+        $off += $n;
+    }
+
+    my $i;
+    while (($i = index($c->{buf}, "\r\n\r\n")) < 0) {
+        $c->fill or die "connection to $c->{port} closed before a header\n";
+    }
+    my $head = substr($c->{buf}, 0, $i);
+    substr($c->{buf}, 0, $i + 4) = '';
+    my ($status) = $head =~ m{^HTTP/1\.[01] (\d{3})}
+        or die "no status line from $c->{port}\n";
+
+    my $data = '';
+    if ($method eq 'HEAD' || $status == 204 || $status == 304) {
+        # no body
+    } elsif ($head =~ /^Content-Length:\s*(\d+)/mi) {
+        my $len = $1;
+        while (length $c->{buf} < $len) {
+            $c->fill or die "connection to $c->{port} closed in a body\n";
+        }
+        $data = substr($c->{buf}, 0, $len, '');
+    } elsif ($head =~ /^Transfer-Encoding:\s*chunked/mi) {
+        while (1) {
+            my $e;
+            while (($e = index($c->{buf}, "\r\n")) < 0) {
+                $c->fill or die "connection to $c->{port} closed in a chunk\n";
+            }
+            my $len = hex substr($c->{buf}, 0, $e);
+            while (length $c->{buf} < $e + 2 + $len + 2) {
+                $c->fill or die "connection to $c->{port} closed in a chunk\n";
+            }
+            $data .= substr($c->{buf}, $e + 2, $len);
+            substr($c->{buf}, 0, $e + 2 + $len + 2) = '';
+            last unless $len;
+        }
+    } else {
+        1 while $c->fill;
+        $data = $c->{buf};
+        $c->{buf} = '';
+        delete $c->{s};
+    }
+
+    delete $c->{s} if $head =~ /^Connection:\s*close/mi;
+    return ($status, $head, $data);
+}
+
+package C1Bench;
 
 # keeps the exit status: stop()'s system() would set $? to 0
 END {

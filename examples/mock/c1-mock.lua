@@ -45,7 +45,9 @@ end
 
 local words = plain(newest):lower()
 local name = "welcome-card"
-if words:find("chart") or words:find("graph") or words:find("size") then
+if words:find("%f[%a]book") or words:find("%f[%a]form%f[%A]") then
+    name = "booking-form"
+elseif words:find("chart") or words:find("graph") or words:find("size") then
     name = "planet-sizes-chart"
 elseif words:find("table") or words:find("planet") or words:find("list") then
     name = "planets-table"

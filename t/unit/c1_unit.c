@@ -1015,10 +1015,10 @@ test_history(void)
     history_turn(&h, t, tok, "q", TXT("a"), 1003);
     c1_history_end(&h, t, tok);
 
-    c1_history_expire(&h, 1003 + 99, 10);
+    c1_history_expire(&h, 1003 + 100, 10);
     ok(c1_history_find(&h, OWN, ID("t-1")) != NULL,
        "history: not yet expired");
-    c1_history_expire(&h, 1003 + 100, 10);
+    c1_history_expire(&h, 1003 + 101, 10);
     ok(c1_history_find(&h, OWN, ID("t-1")) == NULL && h.expired == 1
        && h.messages == 0 && h.bytes == 0,
        "history: expired after inactive");
