@@ -44,8 +44,9 @@ sub err {
         . '(?:null|"[^"]*"),"code":"' . $code . '"\}\}\z';
 }
 
-# a request running one redis-cli command
+# a request running one redis-cli command (rclis: its lines sorted)
 sub rcli { "GET /redis?" . join '&', map { 'a=' . uri_escape($_) } @_ }
+sub rclis { rcli(@_) . '&sort=1' }
 
 sub turn {
     my ($thread, $p, $r, $content, $q) = @_;
@@ -327,7 +328,7 @@ qr/\[emerg\] .*(?=.*"c1_history_redis")(?=.*server)/
 
 === TEST 13: no name
 --- http_config
-    c1_history_redis server=unix:/tmp/x.sock;
+    c1_history_redis server=unix:/tmp/x.sock db=1;
 --- config
 --- must_die
 --- error_log eval
@@ -353,7 +354,7 @@ qr/\[emerg\] .*(?=.*"c1_history_redis")(?=.*name)/
 --- request
 POST /nohistory
 {"prompt": "one"}
---- response_body
+--- response_body chomp
 system:sys | user:one
 
 
@@ -398,7 +399,7 @@ system:sys | user:one
 --- request eval
 ["POST /c1fail/500\n{\"prompt\": \"x\", \"threadId\": \"f1\"}",
  "GET /chat?threadId=f1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  "POST /c1fail/ok\n{\"prompt\": \"first\", \"threadId\": \"f1\"}",
  "POST /c1fail/500\n{\"prompt\": \"second\", \"threadId\": \"f1\"}",
  "POST /c1fail/bad\n{\"prompt\": \"third\", \"threadId\": \"f1\"}",
@@ -432,18 +433,18 @@ system:sys | user:one
 --- request eval
 ["POST /chat\n{\"prompt\": \"hello\", \"threadId\": \"d1\"}",
  "GET /chat?threadId=d1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  "DELETE /chat?threadId=d1",
  "GET /chat?threadId=d1",
  "DELETE /chat?threadId=d1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  ::rcli('ZSCORE', 'c1:o:5:alice', 'd1')]
 --- error_code eval
 [200, 200, 200, 200, 404, 404, 200, 200]
 --- response_body_like eval
 [::exact("system:sys | user:hello"),
  C1Test::with_ids('[{"role":"user","content":"hello"},{"role":"assistant","content":"system:sys | user:hello"}]'),
- '\Ac1:t:5:alice:d1:[lm]\nc1:t:5:alice:d1:[lm]\z',
+ '\Ac1:t:5:alice:d1:l\nc1:t:5:alice:d1:m\z',
  ::exact('{"deleted":true}'),
  'thread_not_found', 'thread_not_found', '\A\z', '\A\z']
 
@@ -456,7 +457,7 @@ system:sys | user:one
  "GET /chat?threadId=same",
  "GET /chat?threadId=same&u=bob",
  "GET /api/threads/get/same?u=carol",
- ::rcli('KEYS', 'c1:t:*')]
+ ::rclis('KEYS', 'c1:t:*')]
 --- error_code eval
 [200, 200, 200, 200, 404, 200]
 --- response_body_like eval
@@ -487,7 +488,7 @@ system:sys | user:one
  "GET /api/threads/get/t1",
  "DELETE /api/threads/delete/t1",
  "GET /api/threads/get",
- ::rcli('KEYS', 'c1:t:*')]
+ ::rclis('KEYS', 'c1:t:*')]
 --- error_code eval
 [200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200, 200, 404, 204, 404, 404, 200, 200]
 --- response_body_like eval
@@ -519,7 +520,7 @@ system:sys | user:one
  "POST /api/threads/create\n{}",
  "GET /api/threads/get",
  ::rcli('ZCARD', 'c1:o:5:alice'),
- ::rcli('KEYS', 'c1:t:5:alice:*:l'),
+ ::rclis('KEYS', 'c1:t:5:alice:*:l'),
  ::rcli('EVAL', 'local n = 0 for _, k in ipairs(redis.call("KEYS", "c1:t:5:alice:*:m")) do if redis.call("HGET", k, "title") then n = n + 1 end end return n', 0)]
 --- error_code eval
 [201, 201, 201, 200, 200, 200, 200]
@@ -672,7 +673,7 @@ system:sys | user:one
 --- request eval
 ["POST /chat\n{\"prompt\": \"hello\", \"threadId\": \"p\"}",
  ::rcli('DBSIZE'),
- ::rcli('-n', 5, 'KEYS', 'app7/t:*'),
+ ::rclis('-n', 5, 'KEYS', 'app7/t:*'),
  ::rcli('-n', 5, 'ZRANGE', 'app7/o:5:alice', 0, -1),
  "GET /api/threads/get"]
 --- response_body_like eval
