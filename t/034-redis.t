@@ -109,6 +109,7 @@ _EOC_
     set \$c1_cli '$cli';
     location = /chat { c1_history threads; c1_pass /_c1; }
     location = /nohistory { c1_pass /_c1; }
+    location = /ui { c1_history threads; c1_pass /_c1; }
     location = /slow { c1_history threads; c1_stream on; c1_pass /_c1_slow; }
     location /api/threads/ { c1_threads threads; }
     location = /metrics { c1_metrics; }
@@ -694,3 +695,54 @@ system:sys | user:one
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 33: OpenUI turns through Redis ("stream": false): the thread becomes the request's messages and the answer (its list rewritten), titled from the first user message; "ephemeral" leaves no key
+--- request eval
+["POST /ui\n{\"threadId\":\"o1\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"}]}",
+ "GET /api/threads/get/o1",
+ "POST /ui\n{\"threadId\":\"o1\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"earlier\"},{\"id\":\"u2\",\"role\":\"user\",\"content\":\"more\"}]}",
+ "GET /api/threads/get/o1",
+ ::rcli('LLEN', 'c1:t:5:alice:o1:l'),
+ "GET /api/threads/get",
+ "POST /ui\n{\"threadId\":\"ephemeral\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"}]}",
+ ::rclis('KEYS', 'c1:t:*')]
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 200, 200]
+--- response_body_like eval
+['\A(?=.*"object":"chat\.completion")\{.*"content":"system:sys \| user:hi"',
+ '\A\[\{"id":"u1","role":"user","content":"hi"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:hi"\}\]\z',
+ '\A\{.*"content":"system:sys \| user:hi \| assistant:earlier \| user:more"',
+ '\A\[\{"id":"u1","role":"user","content":"hi"\},\{"id":"a1","role":"assistant","content":"earlier"\},\{"id":"u2","role":"user","content":"more"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:hi \| assistant:earlier \| user:more"\}\]\z',
+ '\A4\z',
+ ::page([::thread('o1', 'hi')]),
+ '\A\{.*"content":"system:sys \| user:hi"',
+ '\Ac1:t:5:alice:o1:l\nc1:t:5:alice:o1:m\z']
+
+
+
+=== TEST 34: an OpenUI thread is trimmed to max_messages in Redis, the newest kept
+--- http_config
+    c1_history_redis name=threads server=unix:$TEST_NGINX_REDIS_SOCK max_messages=4;
+--- request eval
+["POST /ui\n{\"threadId\":\"o4\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"1\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"2\"},{\"id\":\"u2\",\"role\":\"user\",\"content\":\"3\"},{\"id\":\"a2\",\"role\":\"assistant\",\"content\":\"4\"},{\"id\":\"u3\",\"role\":\"user\",\"content\":\"5\"}]}",
+ "GET /api/threads/get/o4",
+ ::rcli('LLEN', 'c1:t:5:alice:o4:l')]
+--- response_body_like eval
+['\A\{.*"content":"system:sys \| user:1 \| assistant:2 \| user:3 \| assistant:4 \| user:5"',
+ '\A\[\{"id":"u2","role":"user","content":"3"\},\{"id":"a2","role":"assistant","content":"4"\},\{"id":"u3","role":"user","content":"5"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:1 \| assistant:2 \| user:3 \| assistant:4 \| user:5"\}\]\z',
+ '\A4\z']
+
+
+
+=== TEST 35: a title from the first user message, kept in Redis: <content thesys="true"> unwrapped, entities decoded, whitespace collapsed; a later turn does not retitle
+--- request eval
+["POST /chat\n{\"prompt\": \"<content thesys=\\\"true\\\">  Show &quot;sales&quot;\\n  &amp; more </content>\", \"threadId\": \"ti\"}",
+ "POST /chat\n{\"prompt\": \"second\", \"threadId\": \"ti\"}",
+ ::rcli('HGET', 'c1:t:5:alice:ti:m', 'title'),
+ "GET /api/threads/get"]
+--- response_body_like eval
+['\Asystem:sys \| user:<content', '\Asystem:sys \| user:<content.* \| user:second\z',
+ ::exact('Show "sales" & more'),
+ ::page([::thread('ti', 'Show \"sales\" & more')])]
