@@ -90,6 +90,7 @@ struct ngx_http_c1_redis_conn_s {
     ngx_http_c1_redis_t        *redis;
     ngx_http_c1_redis_server_t *server;
     ngx_peer_connection_t       peer;
+    ngx_log_t                   log;           /* the connection's */
     redisReader                *reader;
     ngx_queue_t                 sent;          /* awaiting replies */
     u_char                     *out;           /* to write */
@@ -217,6 +218,7 @@ static void ngx_http_c1_redis_log(ngx_http_c1_redis_t *redis,
 static void ngx_http_c1_redis_unlock(ngx_http_c1_redis_t *redis,
     ngx_http_c1_redis_cmd_t *cmd, ngx_msec_t delay);
 static void ngx_http_c1_redis_unlock_handler(ngx_event_t *ev);
+static size_t ngx_http_c1_redis_size(redisReply *reply);
 static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
 static u_char *ngx_http_c1_redis_key(ngx_pool_t *pool, ngx_str_t *prefix,
@@ -1003,7 +1005,9 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     cmd->part = part;
     cmd->server = server;
 
-    if (op && op->type == NGX_HTTP_C1_STORE_BEGIN) {
+    if (op && (op->type == NGX_HTTP_C1_STORE_BEGIN
+               || op->type == NGX_HTTP_C1_STORE_COMMIT))
+    {
         cmd->lock = ngx_alloc(argvlen[5], ngx_cycle->log);
         if (cmd->lock == NULL) {
             ngx_free(cmd);
@@ -1106,14 +1110,24 @@ ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
 
     ngx_memzero(&conn->peer, sizeof(ngx_peer_connection_t));
 
+    /*
+     * nginx's own words on a failed connect would come at every retry:
+     * the module says it once (the cause), so they are kept to info
+     */
+
+    conn->log = *ngx_cycle->log;
+    conn->log.log_level = ngx_min(conn->log.log_level, NGX_LOG_ALERT);
+
     conn->peer.sockaddr = s->addr->sockaddr;
     conn->peer.socklen = s->addr->socklen;
     conn->peer.name = &s->name;
     conn->peer.get = ngx_event_get_peer;
-    conn->peer.log = ngx_cycle->log;
-    conn->peer.log_error = NGX_ERROR_ERR;
+    conn->peer.log = &conn->log;
+    conn->peer.log_error = NGX_ERROR_INFO;
 
     rc = ngx_event_connect_peer(&conn->peer);
+
+    conn->log.log_level = ngx_cycle->log->log_level;
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         if (conn->peer.connection) {
@@ -1397,6 +1411,28 @@ ngx_http_c1_redis_read_handler(ngx_event_t *rev)
             ngx_queue_remove(q);
             cmd = ngx_queue_data(q, ngx_http_c1_redis_cmd_t, queue);
 
+            if (ngx_http_c1_redis_size(reply) > conn->redis->max_reply) {
+                ngx_http_c1_redis_log(conn->redis, conn->server,
+                                      NGX_HTTP_C1_REDIS_TOO_LARGE, NULL);
+
+                /* it ran: a lock it took goes now */
+
+                if (cmd->lock) {
+                    ngx_http_c1_redis_unlock(conn->redis, cmd, 0);
+                    ngx_free(cmd->lock);
+                    cmd->lock = NULL;
+                }
+
+                ngx_http_c1_redis_done(cmd, NGX_ERROR);
+                freeReplyObject(reply);
+
+                if (!conn->open) {
+                    return;
+                }
+
+                continue;
+            }
+
             ngx_http_c1_redis_reply(conn, cmd, reply);
 
             freeReplyObject(reply);
@@ -1605,7 +1641,10 @@ ngx_http_c1_redis_done(ngx_http_c1_redis_cmd_t *cmd, ngx_int_t rc)
 
     if (cmd->lock) {
 
-        /* a BEGIN that failed here may yet run in Redis: free its lock */
+        /*
+         * a BEGIN or COMMIT that failed here may yet run in Redis, or
+         * never will: its lock goes, by its token
+         */
 
         if (rc != NGX_OK) {
             ngx_http_c1_redis_unlock(cmd->conn->redis, cmd, 200);
@@ -2173,4 +2212,28 @@ ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
     }
 
     ngx_free(u);
+}
+
+
+/* the bytes a reply holds */
+
+static size_t
+ngx_http_c1_redis_size(redisReply *reply)
+{
+    size_t  size, i;
+
+    size = sizeof(redisReply);
+
+    if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS
+        || reply->type == REDIS_REPLY_ERROR)
+    {
+        size += reply->len;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            size += ngx_http_c1_redis_size(reply->element[i]);
+        }
+    }
+
+    return size;
 }

@@ -636,11 +636,11 @@ system:sys | user:one
 
 
 
-=== TEST 29: the turn's lock: c1:t:5:alice:ID:k taken with a 60 s expiry while the turn runs (a second turn gets 409), gone when it ends
+=== TEST 29: the turn's lock: c1:t:5:alice:ID:k taken with a 30 s expiry while the turn runs (a second turn gets 409), gone when it ends
 --- request eval
 ["GET /lockcheck?t=lk", "GET /chat?threadId=lk"]
 --- response_body_like eval
-['\Aduring=(?:59\d{3}|60000) busy=409 status=200 after=0\n\z',
+['\Aduring=(?:29\d{3}|30000) busy=409 status=200 after=0\n\z',
  '\A\[\{"id":"[^"]+","role":"user","content":"slow"\},\{"id":"[^"]+","role":"assistant","content":"<content thesys']
 --- timeout: 10
 
