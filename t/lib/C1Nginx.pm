@@ -7,6 +7,12 @@ package C1Nginx;
 # TEST_NGINX_LOAD_MODULES, TEST_NGINX_WORKER_USER (else, as root, the
 # workers run as root, as with Test::Nginx: nginx's default "nobody" cannot
 # read a checkout in a 0700 home); the port is C1_TEST_PORT (1990).
+#
+# More than one nginx at a time: C1Nginx->new(port => P, root => DIR)
+# gives an instance with the same functions as methods ($n->start($http,
+# %opt), $n->error_log, $n->stop, ...; $C1_TEST_PORT in its config is its
+# own port); the functions called as C1Nginx::start(...) are the default
+# instance's: $Port, $Root. END stops every instance.
 
 use strict;
 use warnings;
@@ -23,14 +29,34 @@ our $WorkerUser = $ENV{TEST_NGINX_WORKER_USER};
 die "Bad value in the env TEST_NGINX_WORKER_USER: $WorkerUser\n"
     if defined $WorkerUser && $WorkerUser !~ /^\w[-\w]+(?:\s+\w[-\w]+)?$/;
 
-my $started;
+my %started;    # root => the instance, while its nginx runs
+
+sub new {
+    my ($class, %o) = @_;
+    die "C1Nginx->new needs a port and a root"
+        unless $o{port} && $o{root};
+    return bless { port => $o{port}, root => $o{root} }, $class;
+}
+
+# the instance a function was called for: a method's, or the default one
+sub _self {
+    my $args = shift;
+    return shift @$args
+        if @$args && ref $args->[0] && ref $args->[0] eq 'C1Nginx';
+    return bless { port => $Port, root => $Root }, 'C1Nginx';
+}
+
+sub port { _self(\@_)->{port} }
+sub root { _self(\@_)->{root} }
 
 sub start {
+    my $self = _self(\@_);
     my ($http, %opt) = @_;
+    my ($Port, $Root) = @$self{qw(port root)};
     my $workers = $opt{workers} || 1;
     my $master = $opt{workers} ? 'on' : 'off';
 
-    stop();
+    $self->stop;
     remove_tree($Root);
     make_path("$Root/conf", "$Root/logs", "$Root/html");
 
@@ -63,7 +89,7 @@ _EOC_
 
     system($Binary, '-p', "$Root/", '-c', 'conf/nginx.conf') == 0
         or die "cannot start nginx";
-    $started = 1;
+    $started{$Root} = $self;
 
     for (1 .. 100) {
         my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port");
@@ -79,11 +105,13 @@ _EOC_
 
 # a graceful reload: returns once the old workers are gone
 sub reload {
-    my @old = workers();
+    my $self = _self(\@_);
+    my $Root = $self->{root};
+    my @old = $self->workers;
     system("$Binary -p '$Root/' -c conf/nginx.conf -s reload 2>/dev/null") == 0
         or die "cannot reload nginx";
     for (1 .. 200) {
-        my %now = map { $_ => 1 } workers();
+        my %now = map { $_ => 1 } $self->workers;
         my $left = grep { $now{$_} } @old;
         return if !$left && %now;
         sleep 0.05;
@@ -93,12 +121,14 @@ sub reload {
 
 # the config as it is now, and a new one in its place (a reload reads it)
 sub conf {
+    my $Root = _self(\@_)->{root};
     open my $fh, '<', "$Root/conf/nginx.conf" or die $!;
     local $/;
     return <$fh>;
 }
 
 sub write_conf {
+    my $Root = _self(\@_)->{root};
     my $text = shift;
     open my $fh, '>', "$Root/conf/nginx.conf" or die $!;
     print $fh $text;
@@ -106,6 +136,7 @@ sub write_conf {
 }
 
 sub master {
+    my $Root = _self(\@_)->{root};
     open my $fh, '<', "$Root/logs/nginx.pid" or return undef;
     chomp(my $pid = <$fh>);
     return $pid =~ /^\d+$/ ? $pid : undef;
@@ -116,11 +147,12 @@ sub master {
 # a broken config it fails; returns once the error log has a new line
 # matching $expect (bounded: 10 s), or dies
 sub hup {
+    my $self = _self(\@_);
     my $expect = shift;
-    my $before = length error_log();
-    kill 'HUP', master() or die "cannot signal the master";
+    my $before = length $self->error_log;
+    kill 'HUP', $self->master or die "cannot signal the master";
     for (1 .. 200) {
-        return if substr(error_log(), $before) =~ $expect;
+        return if substr($self->error_log, $before) =~ $expect;
         sleep 0.05;
     }
     die "no $expect in the error log after a reload";
@@ -129,11 +161,12 @@ sub hup {
 # kill -9 a worker; returns once the master has started its replacement
 # (bounded: 10 s), or dies
 sub kill_worker {
+    my $self = _self(\@_);
     my $pid = shift;
-    my $n = () = workers();
+    my $n = () = $self->workers;
     kill 'KILL', $pid or die "cannot kill $pid";
     for (1 .. 200) {
-        my @now = workers();
+        my @now = $self->workers;
         return if @now == $n && !grep { $_ == $pid } @now;
         sleep 0.05;
     }
@@ -141,22 +174,26 @@ sub kill_worker {
 }
 
 sub workers {
+    my $Root = _self(\@_)->{root};
     open my $fh, '<', "$Root/logs/nginx.pid" or return ();
     chomp(my $master = <$fh>);
     return grep { /^\d+$/ } split ' ', `pgrep -P $master`;
 }
 
 sub error_log {
+    my $Root = _self(\@_)->{root};
     open my $fh, '<', "$Root/logs/error.log" or return '';
     local $/;
     return <$fh>;
 }
 
 sub stop {
-    return unless $started;
-    $started = 0;
+    my $self = _self(\@_);
+    my $Root = $self->{root};
+    return unless $started{$Root};
+    delete $started{$Root};
     # a signal rather than `nginx -s stop`, which refuses a broken config
-    my $pid = master();
+    my $pid = $self->master;
     if ($pid) {
         kill 'TERM', $pid;
     } else {
@@ -168,6 +205,6 @@ sub stop {
     }
 }
 
-END { stop() }
+END { $_->stop for values %started }
 
 1;

@@ -1,0 +1,381 @@
+# The Redis thread store's faults (issue 15), each against a real
+# redis-server this file starts (C1Redis) and a real nginx with a master
+# and a worker (C1Nginx): Redis down when nginx starts, Redis killed after
+# the answer reached the client, Redis restarted, Redis stopped (kill
+# -STOP), a wrong password, a wrong db, maxmemory reached, a key of ours
+# overwritten with another type. Each: 503 history_unavailable before C1 is
+# called (the mock's calls are counted), the cause logged at error once
+# for many requests, no crash, the password in no log line and no
+# response.
+
+use strict;
+use warnings;
+
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+use lib 't/lib';
+use C1Nginx;
+use C1Mock;
+use C1Client;
+use C1Redis;
+
+my $GoodPw = 's3cret-PW-9f2e';
+my $BadPw = 'wrong-PW-71ab';
+
+# threads, db99, wt: appendonly (a killed Redis keeps what it committed)
+my $aof = C1Redis->start(name => '035-aof', appendonly => 1,
+                         extra => ['--appendfsync', 'always']);
+# not started yet: down when nginx starts
+my $late = C1Redis->start(name => '035-late');
+$late->kill;
+my $pw = C1Redis->start(name => '035-pw', port => C1Redis::port(0),
+                        password => $GoodPw);
+my $oom = C1Redis->start(name => '035-oom');
+
+my $A = $aof->address;
+my $L = $late->address;
+my $P = $pw->address;
+my $O = $oom->address;
+
+my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers => 1);
+    c1_history_redis name=threads server=$A timeout=500ms;
+    c1_history_redis name=late server=$L timeout=500ms;
+    c1_history_redis name=db99 server=$A db=99 timeout=500ms;
+    c1_history_redis name=wt server=$A prefix=wt: timeout=500ms;
+    c1_history_redis name=badpw server=$P password=$BadPw timeout=500ms;
+    c1_history_redis name=goodpw server=$P password=$GoodPw timeout=500ms;
+    c1_history_redis name=oom server=$O timeout=500ms;
+
+    server {
+        listen 127.0.0.1:\$C1_TEST_PORT;
+
+        c1_model m;
+        c1_history_owner alice;
+
+        location = /metrics { c1_metrics; }
+        location = /nohistory { c1_pass /_c1; }
+        location = /slow { c1_history threads; c1_stream on; c1_pass /_c1_slow; }
+@{[ join '', map { "        location = /chat/$_ { c1_history $_; c1_pass /_c1; }\n" }
+       qw(threads late db99 wt badpw goodpw oom) ]}        location /api/threads/ { c1_threads threads; }
+        location /api/late/ { c1_threads late; }
+        location /api/db99/ { c1_threads db99; }
+        location /api/badpw/ { c1_threads badpw; }
+        location /api/goodpw/ { c1_threads goodpw; }
+
+        location = /_c1 {
+            internal;
+            proxy_pass http://127.0.0.1:\$C1_TEST_PORT/mock/echo-messages;
+        }
+        location = /_c1_slow {
+            internal;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:\$C1_TEST_PORT/mock/sse?delay=150;
+        }
+_EOC_
+
+my @responses;    # every response body, for the password check
+
+# one request on a connection of its own: { status, body, secs, ... }
+sub req {
+    my ($method, $path, $body) = @_;
+    my $c = C1Client->new(port => $port, timeout => 10);
+    my $t0 = time;
+    $c->send(defined $body
+        ? C1Client::post($path, 'application/json', $body, close => 1)
+              =~ s/^POST/$method/r
+        : C1Client::get($path, method => $method, close => 1));
+    my $r = $c->response;
+    $r->{secs} = time - $t0;
+    $c->close;
+    push @responses, $r->{body};
+    return $r;
+}
+
+sub turn {
+    my ($store, $thread, $prompt) = @_;
+    return req('POST', "/chat/$store",
+               qq({"prompt":"$prompt","threadId":"$thread"}));
+}
+
+sub unavailable {
+    my ($r, $what) = @_;
+    is($r->{status}, 503, "$what: 503");
+    like($r->{body}, qr/\A\{"error":\{"message":"[^"]+","type":"server_error","param":(?:null|"[^"]*"),"code":"history_unavailable"\}\}\z/,
+         "$what: history_unavailable");
+}
+
+sub mock_calls {
+    open my $fh, '<', "$C1Nginx::Root/logs/access.log" or return 0;
+    return scalar grep { m{"POST /mock/} } <$fh>;
+}
+
+sub log_from { substr(C1Nginx::error_log(), shift) }
+
+sub metric {
+    my $name = shift;
+    my $m = req('GET', '/metrics')->{body};
+    return $m =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
+}
+
+# --- Redis down when nginx starts -----------------------------------------
+
+my $pos = length C1Nginx::error_log();
+my $calls = mock_calls();
+my $r = req('POST', '/nohistory', '{"prompt":"no thread"}');
+is($r->{status}, 200, 'Redis down at start: nginx serves, a prompt without a thread works');
+is($r->{body}, 'user:no thread', 'Redis down at start: its answer');
+is(mock_calls(), $calls + 1, 'the prompt without a thread called C1');
+$calls = mock_calls();
+my $slowest = 0;
+for my $i (1 .. 8) {
+    $r = turn('late', "d$i", "turn $i");
+    unavailable($r, "Redis down at start: turn $i") if $i == 1 || $i == 8;
+    $slowest = $r->{secs} if $r->{secs} > $slowest;
+}
+is(mock_calls(), $calls, 'Redis down: C1 was never called for a turn');
+cmp_ok($slowest, '<=', 1.0, 'Redis down: no turn waited longer than timeout');
+unavailable(req('GET', '/api/late/get'), 'Redis down: the thread list');
+unavailable(req('GET', '/chat/late?threadId=d1'), 'Redis down: GET ?threadId=');
+unavailable(req('DELETE', '/chat/late?threadId=d1'), 'Redis down: DELETE ?threadId=');
+unavailable(req('POST', '/api/late/create', '{}'), 'Redis down: create');
+my $log = log_from($pos);
+my @err = grep { /\[error\]/ } split /\n/, $log;
+is(scalar(grep { /c1: redis "late" \Q$L\E: / } @err), 1,
+   'Redis down: the cause logged once for twelve requests')
+    or diag join "\n", @err;
+is(scalar(@err), 1, 'Redis down: nothing else at error') or diag join "\n", @err;
+
+# Redis comes up: within about a second the turns work
+$late->restart;
+my $t0 = time;
+my ($ok_after, $waited) = (undef, 0);
+while (time - $t0 < 3) {
+    $r = turn('late', 'up', 'hello');
+    $waited = $r->{secs} if $r->{secs} > $waited;
+    if ($r->{status} == 200) {
+        $ok_after = time - $t0;
+        last;
+    }
+    sleep 0.05;
+}
+ok(defined $ok_after, 'Redis up: a turn succeeds');
+cmp_ok($ok_after // 99, '<=', 1.5, 'Redis up: within about a second');
+cmp_ok($waited, '<=', 1.0, 'Redis up: no request waited longer than timeout');
+is(turn('late', 'up', 'again')->{body}, 'user:hello | assistant:user:hello | user:again',
+   'Redis up: the thread is kept in Redis');
+
+# --- Redis restarted ------------------------------------------------------
+
+$late->stop;
+$waited = 0;
+for my $i (1 .. 5) {
+    $r = turn('late', 'up', "while down $i");
+    unavailable($r, "Redis stopped: turn $i") if $i == 1 || $i == 5;
+    $waited = $r->{secs} if $r->{secs} > $waited;
+}
+cmp_ok($waited, '<=', 1.0, 'Redis stopped: no request waited longer than timeout');
+$late->restart;
+$t0 = time;
+($ok_after, $waited) = (undef, 0);
+while (time - $t0 < 3) {
+    $r = turn('late', 'again', 'hello');
+    $waited = $r->{secs} if $r->{secs} > $waited;
+    if ($r->{status} == 200) {
+        $ok_after = time - $t0;
+        last;
+    }
+    sleep 0.05;
+}
+cmp_ok($ok_after // 99, '<=', 1.5, 'Redis restarted: turns succeed again within about a second');
+cmp_ok($waited, '<=', 1.0, 'Redis restarted: no request waited longer than timeout');
+
+# --- kill -STOP: every waiting request ends within timeout ----------------
+
+# (a turn that timed out may still take its thread's lock when Redis
+# wakes up: the turn after is on a thread no stopped request touched)
+is(turn('late', 'stop0', 'before')->{status}, 200, 'before kill -STOP: a turn');
+$late->pause;
+my @c;
+my @paths = ((map { ['POST', '/chat/late', qq({"prompt":"p$_","threadId":"stop$_"})] } 1 .. 4),
+             ['GET', '/api/late/get'], ['GET', '/chat/late?threadId=stop'],
+             ['POST', '/chat/late', '{"prompt":"p","threadId":"stop"}']);
+$t0 = time;
+for my $p (@paths) {
+    my $c = C1Client->new(port => $port, timeout => 10);
+    $c->send(defined $p->[2]
+        ? C1Client::post($p->[1], 'application/json', $p->[2], close => 1)
+        : C1Client::get($p->[1], close => 1));
+    push @c, $c;
+}
+my $latest = 0;
+my $all = 1;
+for my $c (@c) {
+    my $r = $c->response;
+    my $secs = time - $t0;
+    $latest = $secs if $secs > $latest;
+    push @responses, $r->{body};
+    $all &&= ($r->{status} // 0) == 503 && $r->{body} =~ /"code":"history_unavailable"/;
+    $c->close;
+}
+ok($all, 'kill -STOP: every waiting request: 503 history_unavailable');
+cmp_ok($latest, '<=', 0.5 + 0.5, 'kill -STOP: every one ended within timeout + 0.5 s');
+$late->resume;
+$t0 = time;
+$ok_after = undef;
+while (time - $t0 < 3) {
+    $r = turn('late', 'stop0', 'after');
+    if ($r->{status} == 200) {
+        $ok_after = time - $t0;
+        last;
+    }
+    sleep 0.05;
+}
+cmp_ok($ok_after // 99, '<=', 1.5, 'kill -CONT: turns work again');
+is($r->{body}, 'user:before | assistant:user:before | user:after',
+   'kill -CONT: the thread has its turns, none of the stopped ones');
+note 'kill -CONT: a turn on the thread a stopped turn named: '
+    . turn('late', 'stop', 'next')->{status} . ', its lock: '
+    . $late->pttl('c1:t:5:alice:stop:k');
+
+# --- Redis killed after the answer reached the client ---------------------
+
+is(turn('threads', 'keep', 'first')->{status}, 200, 'a turn kept in Redis');
+my $before = req('GET', '/chat/threads?threadId=keep')->{body};
+like($before, qr/"content":"first"/, 'the thread as it was');
+my $failures = metric('c1_history_store_failures_total{store="threads",op="commit"}');
+$pos = length C1Nginx::error_log();
+
+my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
+my $body = '{"prompt":"lost","threadId":"keep"}';
+print $s "POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    . "Content-Type: application/json\r\nContent-Length: " . length($body)
+    . "\r\n\r\n$body";
+my $raw = '';
+$t0 = time;
+while (time - $t0 < 5 && $raw !~ /<content thesys/) {
+    my $n = sysread($s, $raw, 65536, length $raw);
+    last unless $n;
+}
+like($raw, qr/\AHTTP\/1\.1 200 .*<content thesys/s, 'a slow stream has begun');
+$aof->kill;
+$raw .= $_ while <$s>;
+close $s;
+my ($head, $chunked) = split /\r\n\r\n/, $raw, 2;
+my $text = '';
+while ($chunked =~ s/\A([0-9a-fA-F]+)\r\n//) {
+    my $n = hex $1;
+    last if $n == 0;
+    $text .= substr($chunked, 0, $n, '');
+    $chunked =~ s/\A\r\n//;
+}
+is($text, $C1Mock::StreamText, 'Redis killed mid-stream: the client gets its whole answer');
+like($raw, qr/0\r\n\r\n\z/, 'Redis killed mid-stream: the response ends properly');
+my $kept_line;
+for (1 .. 40) {
+    last if ($kept_line) = log_from($pos) =~ /^(.*did not keep this turn.*)$/m;
+    sleep 0.05;
+}
+like($kept_line // '', qr/\[error\].*c1 history store "threads" did not keep this turn of thread "keep"/,
+     'Redis killed mid-stream: the error log says the turn was not kept');
+is(metric('c1_history_store_failures_total{store="threads",op="commit"}'), $failures + 1,
+   'Redis killed mid-stream: c1_history_store_failures_total{store="threads",op="commit"} counts it');
+$aof->restart;
+$t0 = time;
+my $after;
+while (time - $t0 < 3) {
+    $r = req('GET', '/chat/threads?threadId=keep');
+    if ($r->{status} == 200) {
+        $after = $r->{body};
+        last;
+    }
+    sleep 0.05;
+}
+is($after, $before, 'after Redis restarted (appendonly): the thread is as it was');
+is(turn('threads', 'other', 'new')->{status}, 200, 'after Redis restarted: a new turn works');
+my $lock = $aof->pttl('c1:t:5:alice:keep:k');
+ok($lock == -2 || ($lock > 0 && $lock <= 60000),
+   "the lock of the turn that was not kept is gone or expires by itself ($lock)");
+
+# --- a wrong password, a wrong db, maxmemory, a key of another type -------
+
+sub fault {
+    my ($store, $what, $cause, @extra) = @_;
+    my $pos = length C1Nginx::error_log();
+    my $calls = mock_calls();
+    my @r = map { turn($store, "f$_", "turn $_") } 1 .. 6;
+    push @r, map { $_->() } @extra;
+    my $all = 1;
+    for (@r) {
+        $all &&= $_->{status} == 503
+            && $_->{body} =~ /\A\{"error":\{"message":"[^"]+","type":"server_error","param":(?:null|"[^"]*"),"code":"history_unavailable"\}\}\z/;
+    }
+    ok($all, "$what: every request: 503 history_unavailable")
+        or diag join "\n", map { "$_->{status} $_->{body}" } @r;
+    is(mock_calls(), $calls, "$what: C1 was never called");
+    my @lines = grep { /\[error\]/ } split /\n/, log_from($pos);
+    is(scalar(grep { /c1: redis "$store" \S+: $cause/ } @lines), 1,
+       "$what: the cause logged at error once for " . scalar(@r) . " requests")
+        or diag join "\n", @lines;
+}
+
+fault('badpw', 'a wrong password', qr/.*auth/i,
+      sub { req('GET', '/api/badpw/get') });
+fault('db99', 'a wrong db', qr/SELECT (?:99 )?failed/,
+      sub { req('GET', '/api/db99/get') },
+      sub { req('GET', '/chat/db99?threadId=f1') });
+
+my $g = turn('goodpw', 'g', 'hello');
+is($g->{status}, 200, 'the right password: a turn works');
+is(req('GET', '/api/goodpw/get')->{status}, 200, 'the right password: the list works');
+
+is(turn('oom', 'm', 'fits')->{status}, 200, 'before maxmemory: a turn');
+$oom->cli('EVAL', 'for i = 1, 2000 do redis.call("SET", "fill:" .. i, string.rep("x", 1000)) end return 1', 0);
+$oom->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$oom->cli('CONFIG', 'SET', 'maxmemory', '1mb');
+like($oom->cli('SET', 'probe', 'x'), qr/OOM command not allowed/, 'maxmemory reached');
+fault('oom', 'maxmemory reached', qr/OOM command not allowed/);
+$oom->cli('CONFIG', 'SET', 'maxmemory', '0');
+is(turn('oom', 'm', 'room again')->{status}, 200, 'maxmemory lifted: turns work again');
+
+is(turn('wt', 'w', 'hello')->{status}, 200, 'a thread kept under prefix wt:');
+like(join(' ', $aof->keys('wt:t:5:alice:w:*')), qr/\Awt:t:5:alice:w:l wt:t:5:alice:w:m\z/,
+     'its keys');
+$aof->cli('DEL', 'wt:t:5:alice:w:l');
+$aof->cli('SET', 'wt:t:5:alice:w:l', 'not a list');
+{
+    my $pos = length C1Nginx::error_log();
+    my $calls = mock_calls();
+    my @r = ((map { turn('wt', 'w', "turn $_") } 1 .. 5),
+             req('GET', '/chat/wt?threadId=w'), req('GET', '/chat/wt?threadId=w'));
+    my $all = 1;
+    $all &&= $_->{status} == 503 && $_->{body} =~ /"code":"history_unavailable"/ for @r;
+    ok($all, 'a key of another type: every request: 503 history_unavailable')
+        or diag join "\n", map { "$_->{status} $_->{body}" } @r;
+    is(mock_calls(), $calls, 'a key of another type: C1 was never called');
+    my @lines = grep { /\[error\]/ } split /\n/, log_from($pos);
+    is(scalar(grep { /c1: redis "wt" \S+: a key holds the wrong kind of value/ } @lines), 1,
+       'a key of another type: the cause logged at error once for seven requests')
+        or diag join "\n", @lines;
+    is($aof->cli('GET', 'wt:t:5:alice:w:l'), 'not a list',
+       'a key of another type: the module leaves it alone');
+}
+
+# --- no crash, no password anywhere ----------------------------------------
+
+$log = C1Nginx::error_log();
+unlike($log, qr/\[alert\]|\[emerg\]|exited on signal|signal \d+/, 'no crash');
+is(scalar(C1Nginx::workers()), 1, 'the worker is still there');
+my $access = do {
+    open my $fh, '<', "$C1Nginx::Root/logs/access.log" or die $!;
+    local $/;
+    <$fh>;
+};
+for my $secret ($GoodPw, $BadPw) {
+    unlike($log, qr/\Q$secret\E/, "the password $secret is in no line of the error log");
+    unlike($access, qr/\Q$secret\E/, "the password $secret is not in the access log");
+    ok(!grep({ defined && /\Q$secret\E/ } @responses), "the password $secret is in no response");
+}
+
+C1Nginx::stop();
+done_testing();
