@@ -44,8 +44,9 @@ sub err {
         . '(?:null|"[^"]*"),"code":"' . $code . '"\}\}\z';
 }
 
-# a request running one redis-cli command
+# a request running one redis-cli command (rclis: its lines sorted)
 sub rcli { "GET /redis?" . join '&', map { 'a=' . uri_escape($_) } @_ }
+sub rclis { rcli(@_) . '&sort=1' }
 
 sub turn {
     my ($thread, $p, $r, $content, $q) = @_;
@@ -108,6 +109,7 @@ _EOC_
     set \$c1_cli '$cli';
     location = /chat { c1_history threads; c1_pass /_c1; }
     location = /nohistory { c1_pass /_c1; }
+    location = /ui { c1_history threads; c1_pass /_c1; }
     location = /slow { c1_history threads; c1_stream on; c1_pass /_c1_slow; }
     location /api/threads/ { c1_threads threads; }
     location = /metrics { c1_metrics; }
@@ -327,7 +329,7 @@ qr/\[emerg\] .*(?=.*"c1_history_redis")(?=.*server)/
 
 === TEST 13: no name
 --- http_config
-    c1_history_redis server=unix:/tmp/x.sock;
+    c1_history_redis server=unix:/tmp/x.sock db=1;
 --- config
 --- must_die
 --- error_log eval
@@ -353,7 +355,7 @@ qr/\[emerg\] .*(?=.*"c1_history_redis")(?=.*name)/
 --- request
 POST /nohistory
 {"prompt": "one"}
---- response_body
+--- response_body chomp
 system:sys | user:one
 
 
@@ -398,7 +400,7 @@ system:sys | user:one
 --- request eval
 ["POST /c1fail/500\n{\"prompt\": \"x\", \"threadId\": \"f1\"}",
  "GET /chat?threadId=f1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  "POST /c1fail/ok\n{\"prompt\": \"first\", \"threadId\": \"f1\"}",
  "POST /c1fail/500\n{\"prompt\": \"second\", \"threadId\": \"f1\"}",
  "POST /c1fail/bad\n{\"prompt\": \"third\", \"threadId\": \"f1\"}",
@@ -432,18 +434,18 @@ system:sys | user:one
 --- request eval
 ["POST /chat\n{\"prompt\": \"hello\", \"threadId\": \"d1\"}",
  "GET /chat?threadId=d1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  "DELETE /chat?threadId=d1",
  "GET /chat?threadId=d1",
  "DELETE /chat?threadId=d1",
- ::rcli('KEYS', 'c1:t:*'),
+ ::rclis('KEYS', 'c1:t:*'),
  ::rcli('ZSCORE', 'c1:o:5:alice', 'd1')]
 --- error_code eval
 [200, 200, 200, 200, 404, 404, 200, 200]
 --- response_body_like eval
 [::exact("system:sys | user:hello"),
  C1Test::with_ids('[{"role":"user","content":"hello"},{"role":"assistant","content":"system:sys | user:hello"}]'),
- '\Ac1:t:5:alice:d1:[lm]\nc1:t:5:alice:d1:[lm]\z',
+ '\Ac1:t:5:alice:d1:l\nc1:t:5:alice:d1:m\z',
  ::exact('{"deleted":true}'),
  'thread_not_found', 'thread_not_found', '\A\z', '\A\z']
 
@@ -456,7 +458,7 @@ system:sys | user:one
  "GET /chat?threadId=same",
  "GET /chat?threadId=same&u=bob",
  "GET /api/threads/get/same?u=carol",
- ::rcli('KEYS', 'c1:t:*')]
+ ::rclis('KEYS', 'c1:t:*')]
 --- error_code eval
 [200, 200, 200, 200, 404, 200]
 --- response_body_like eval
@@ -487,7 +489,7 @@ system:sys | user:one
  "GET /api/threads/get/t1",
  "DELETE /api/threads/delete/t1",
  "GET /api/threads/get",
- ::rcli('KEYS', 'c1:t:*')]
+ ::rclis('KEYS', 'c1:t:*')]
 --- error_code eval
 [200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 200, 200, 404, 204, 404, 404, 200, 200]
 --- response_body_like eval
@@ -519,7 +521,7 @@ system:sys | user:one
  "POST /api/threads/create\n{}",
  "GET /api/threads/get",
  ::rcli('ZCARD', 'c1:o:5:alice'),
- ::rcli('KEYS', 'c1:t:5:alice:*:l'),
+ ::rclis('KEYS', 'c1:t:5:alice:*:l'),
  ::rcli('EVAL', 'local n = 0 for _, k in ipairs(redis.call("KEYS", "c1:t:5:alice:*:m")) do if redis.call("HGET", k, "title") then n = n + 1 end end return n', 0)]
 --- error_code eval
 [201, 201, 201, 200, 200, 200, 200]
@@ -672,7 +674,7 @@ system:sys | user:one
 --- request eval
 ["POST /chat\n{\"prompt\": \"hello\", \"threadId\": \"p\"}",
  ::rcli('DBSIZE'),
- ::rcli('-n', 5, 'KEYS', 'app7/t:*'),
+ ::rclis('-n', 5, 'KEYS', 'app7/t:*'),
  ::rcli('-n', 5, 'ZRANGE', 'app7/o:5:alice', 0, -1),
  "GET /api/threads/get"]
 --- response_body_like eval
@@ -693,3 +695,54 @@ system:sys | user:one
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 33: OpenUI turns through Redis ("stream": false): the thread becomes the request's messages and the answer (its list rewritten), titled from the first user message; "ephemeral" leaves no key
+--- request eval
+["POST /ui\n{\"threadId\":\"o1\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"}]}",
+ "GET /api/threads/get/o1",
+ "POST /ui\n{\"threadId\":\"o1\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"earlier\"},{\"id\":\"u2\",\"role\":\"user\",\"content\":\"more\"}]}",
+ "GET /api/threads/get/o1",
+ ::rcli('LLEN', 'c1:t:5:alice:o1:l'),
+ "GET /api/threads/get",
+ "POST /ui\n{\"threadId\":\"ephemeral\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"hi\"}]}",
+ ::rclis('KEYS', 'c1:t:*')]
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 200, 200]
+--- response_body_like eval
+['\A(?=.*"object":"chat\.completion")\{.*"content":"system:sys \| user:hi"',
+ '\A\[\{"id":"u1","role":"user","content":"hi"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:hi"\}\]\z',
+ '\A\{.*"content":"system:sys \| user:hi \| assistant:earlier \| user:more"',
+ '\A\[\{"id":"u1","role":"user","content":"hi"\},\{"id":"a1","role":"assistant","content":"earlier"\},\{"id":"u2","role":"user","content":"more"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:hi \| assistant:earlier \| user:more"\}\]\z',
+ '\A4\z',
+ ::page([::thread('o1', 'hi')]),
+ '\A\{.*"content":"system:sys \| user:hi"',
+ '\Ac1:t:5:alice:o1:l\nc1:t:5:alice:o1:m\z']
+
+
+
+=== TEST 34: an OpenUI thread is trimmed to max_messages in Redis, the newest kept
+--- http_config
+    c1_history_redis name=threads server=unix:$TEST_NGINX_REDIS_SOCK max_messages=4;
+--- request eval
+["POST /ui\n{\"threadId\":\"o4\",\"stream\":false,\"messages\":[{\"id\":\"u1\",\"role\":\"user\",\"content\":\"1\"},{\"id\":\"a1\",\"role\":\"assistant\",\"content\":\"2\"},{\"id\":\"u2\",\"role\":\"user\",\"content\":\"3\"},{\"id\":\"a2\",\"role\":\"assistant\",\"content\":\"4\"},{\"id\":\"u3\",\"role\":\"user\",\"content\":\"5\"}]}",
+ "GET /api/threads/get/o4",
+ ::rcli('LLEN', 'c1:t:5:alice:o4:l')]
+--- response_body_like eval
+['\A\{.*"content":"system:sys \| user:1 \| assistant:2 \| user:3 \| assistant:4 \| user:5"',
+ '\A\[\{"id":"u2","role":"user","content":"3"\},\{"id":"a2","role":"assistant","content":"4"\},\{"id":"u3","role":"user","content":"5"\},\{"id":"[^"]+","role":"assistant","content":"system:sys \| user:1 \| assistant:2 \| user:3 \| assistant:4 \| user:5"\}\]\z',
+ '\A4\z']
+
+
+
+=== TEST 35: a title from the first user message, kept in Redis: <content thesys="true"> unwrapped, entities decoded, whitespace collapsed; a later turn does not retitle
+--- request eval
+["POST /chat\n{\"prompt\": \"<content thesys=\\\"true\\\">  Show &quot;sales&quot;\\n  &amp; more </content>\", \"threadId\": \"ti\"}",
+ "POST /chat\n{\"prompt\": \"second\", \"threadId\": \"ti\"}",
+ ::rcli('HGET', 'c1:t:5:alice:ti:m', 'title'),
+ "GET /api/threads/get"]
+--- response_body_like eval
+['\Asystem:sys \| user:<content', '\Asystem:sys \| user:<content.* \| user:second\z',
+ ::exact('Show "sales" & more'),
+ ::page([::thread('ti', 'Show \"sales\" & more')])]

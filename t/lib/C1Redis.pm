@@ -30,7 +30,8 @@ package C1Redis;
 #   $r->locations                  Lua locations for a test's server (a
 #                                  Test::Nginx block): GET /redis?a=W&a=W...
 #                                  runs one redis-cli command of those
-#                                  words and answers its output;
+#                                  words and answers its output (&sort=1:
+#                                  its lines sorted);
 #                                  GET /redis/layout?p=PATTERN answers
 #                                  layout(PATTERN). Blocking (io.popen):
 #                                  for tests only.
@@ -235,7 +236,14 @@ our $LuaLocations = <<'_EOC_';
             local f = io.popen(cli .. " " .. table.concat(words, " ") .. " 2>&1")
             local out = f:read("*a")
             f:close()
-            ngx.print((out:gsub("\n$", "")))
+            out = out:gsub("\n$", "")
+            if ngx.var.arg_sort then
+                local l = {}
+                for line in out:gmatch("[^\n]+") do l[#l + 1] = line end
+                table.sort(l)
+                out = table.concat(l, "\n")
+            end
+            ngx.print(out)
         }
     }
 
