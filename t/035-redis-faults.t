@@ -199,6 +199,7 @@ cmp_ok($waited, '<=', 1.0, 'Redis restarted: no request waited longer than timeo
 # (a turn that timed out may still take its thread's lock when Redis
 # wakes up: the turn after is on a thread no stopped request touched)
 is(turn('late', 'stop0', 'before')->{status}, 200, 'before kill -STOP: a turn');
+$pos = length C1Nginx::error_log();
 $late->pause;
 my @c;
 my @paths = ((map { ['POST', '/chat/late', qq({"prompt":"p$_","threadId":"stop$_"})] } 1 .. 4),
@@ -224,6 +225,10 @@ for my $c (@c) {
 }
 ok($all, 'kill -STOP: every waiting request: 503 history_unavailable');
 cmp_ok($latest, '<=', 0.5 + 0.5, 'kill -STOP: every one ended within timeout + 0.5 s');
+@err = grep { /\[error\]/ } split /\n/, log_from($pos);
+is(scalar(grep { /c1: redis "late" \Q$L\E: / } @err), 1,
+   'kill -STOP: the cause logged at error once for seven requests')
+    or diag join "\n", @err;
 $late->resume;
 $t0 = time;
 $ok_after = undef;
