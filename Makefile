@@ -5,6 +5,7 @@
 #   make            install what is missing (as root), build
 #                   build/ngx_http_c1_module.so against Debian's nginx
 #   make test       install what is missing (as root), build, run the suite
+#                   (the thread-store files twice: zone, then Redis)
 #   make unit       the protocol units' own tests
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench         the module against its alternatives (bench/RESULTS.md)
@@ -63,6 +64,11 @@ ASAN_CC_OPT := -g -O1 -fno-omit-frame-pointer -fPIC \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # the suite's Test::Nginx files (the others drive nginx themselves)
 NGINX_TESTS := $(filter-out t/000-unit.t,$(wildcard t/0[0-9][0-9]-*.t))
+# the thread-store files: make test runs them a second time against Redis
+# (C1_STORE=redis, t/lib/C1Store.pm)
+STORE_TESTS := t/006-history.t t/013-history-clients.t t/026-long-turn.t \
+               t/029-threads-api.t t/030-threads-owner.t \
+               t/031-threads-turns.t t/032-threads-clients.t t/033-openui.t
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
 .PHONY: bench-history
@@ -181,7 +187,10 @@ test: deps all frontend $(BUILD)/c1_unit $(BUILD)/c1_unit_portable
 	    echo "Test::Nginx::Socket is not installed: using t/compat"; \
 	    export PERL5LIB=$(CURDIR)/t/compat/lib$${PERL5LIB:+:$$PERL5LIB}; \
 	fi; \
-	prove -r t/
+	rc=0; C1_STORE=zone prove -r t/ || rc=$$?; \
+	echo "the thread-store files again, against Redis (C1_STORE=redis)"; \
+	C1_STORE=redis prove $(STORE_TESTS) || rc=$$?; \
+	exit $$rc
 	$(MAKE) -s fuzz-ci
 
 test-valgrind: deps all

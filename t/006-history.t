@@ -1,4 +1,6 @@
 # Conversations: threads kept in a shared memory zone.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
@@ -141,6 +143,7 @@ __DATA__
 
 
 === TEST 7: a full zone evicts the least recently used threads and every request still succeeds
+--- zone_only: a zone's size and its eviction (Redis has neither)
 --- http_config
     c1_history_zone zone=threads:256k;
 --- request eval

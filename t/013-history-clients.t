@@ -2,6 +2,8 @@
 # workers: every worker sees them, they survive a reload, a racing turn
 # gets 409, and a turn that ends badly (a broken stream, a client gone)
 # leaves its thread as it was.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use strict;
 use warnings;
@@ -12,6 +14,7 @@ use Time::HiRes qw(sleep);
 use lib 't/lib';
 use C1Nginx;
 use C1Mock;
+use C1Store;
 
 my $port = C1Nginx::start(<<'_EOC_' . $C1Mock::MockLocations . "}\n", workers => 2);
     c1_history_zone zone=threads:1m max_messages=10 inactive=1h;
@@ -129,24 +132,27 @@ unlike($body, qr/gone/, 'a client gone mid-stream: its turn is not kept');
 is($code, 200, 'a client gone mid-stream: the thread is free again');
 
 # a full zone drops the least recently used threads, says so, and every
-# request still succeeds
-my $all = 1;
-for my $i (1 .. 12) {
-    my $big = "p$i " x 3000;
-    ($code) = curl('POST', '/tiny', qq({"prompt":"$big","threadId":"z$i"}));
-    $all &&= $code == 200;
+# request still succeeds (with C1_STORE=redis: skipped, see C1Store)
+if (C1Store::zone_only("a zone's size, its eviction, its log line and "
+                       . "metric (Redis has none of them)")) {
+    my $all = 1;
+    for my $i (1 .. 12) {
+        my $big = "p$i " x 3000;
+        ($code) = curl('POST', '/tiny', qq({"prompt":"$big","threadId":"z$i"}));
+        $all &&= $code == 200;
+    }
+    ok($all, 'a full zone: every request succeeds');
+    ($code) = curl('GET', '/tiny?threadId=z1');
+    is($code, 404, 'a full zone: the least recently used thread went');
+    ($code) = curl('GET', '/tiny?threadId=z12');
+    is($code, 200, 'a full zone: the newest thread is kept');
+    like(C1Nginx::error_log(),
+         qr/\[warn\].*c1: c1_history_zone "tiny" is full: the history of \d+ least recently used threads? was dropped/,
+         'a full zone: the log says history was dropped');
+    my (undef, $m) = curl('GET', '/metrics');
+    like($m, qr/^c1_history_evicted_total\{zone="tiny"\} [1-9]\d*$/m,
+         'a full zone: the metrics count the evictions');
 }
-ok($all, 'a full zone: every request succeeds');
-($code) = curl('GET', '/tiny?threadId=z1');
-is($code, 404, 'a full zone: the least recently used thread went');
-($code) = curl('GET', '/tiny?threadId=z12');
-is($code, 200, 'a full zone: the newest thread is kept');
-like(C1Nginx::error_log(),
-     qr/\[warn\].*c1: c1_history_zone "tiny" is full: the history of \d+ least recently used threads? was dropped/,
-     'a full zone: the log says history was dropped');
-my (undef, $m) = curl('GET', '/metrics');
-like($m, qr/^c1_history_evicted_total\{zone="tiny"\} [1-9]\d*$/m,
-     'a full zone: the metrics count the evictions');
 
 unlike(C1Nginx::error_log(), qr/\[(?:alert|crit|emerg)\]|exited on signal/,
        'no alert, no crash in the error log');

@@ -4,6 +4,8 @@
 # reading the thread shows it as it was. Once the turn is over it is
 # committed whole, and turns and DELETE work again. The turn runs on a
 # keep-alive connection that serves the next request.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use strict;
 use warnings;

@@ -3,6 +3,8 @@
 # its exact JSON, HEAD, and every error of the contract. Threads with known
 # ids are made by turns on /chat; the flows that need an id made by create,
 # and the 409 of a running turn, are in t/032-threads-clients.t.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
@@ -394,6 +396,7 @@ __DATA__
 
 
 === TEST 11: the store cannot take a content even after evicting every other thread: 503 history_full, the thread unchanged
+--- zone_only: a zone's size (a Redis store has none: maxmemory is t/035)
 --- http_config
     c1_history_zone zone=threads:256k;
 --- request eval

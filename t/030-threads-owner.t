@@ -5,6 +5,8 @@
 # 401, a too long one 400. Without c1_history_owner everyone is one
 # anonymous owner (and `nginx -t` warns about it). Config errors of
 # c1_threads. A foreign owner racing a running turn: t/032-threads-clients.t.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';

@@ -11,6 +11,8 @@
 # than role and content, and the messages as role:content; streamed when
 # the request asks for it, with the chunk id "chatcmpl-n" . (the number of
 # messages it got).
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
@@ -296,6 +298,7 @@ __DATA__
 
 
 === TEST 10: a full store evicts the least recently used threads: gone from get/ID and from the list
+--- zone_only: a zone's size and its eviction (Redis has neither)
 --- http_config
     c1_history_zone zone=threads:256k;
 --- request eval

@@ -6,6 +6,8 @@
 # another owner 404 and a turn of its own; a foreign thread answers byte
 # for byte as an unknown one; 120 threads paged 50/50/20 while new ones
 # come; a reload keeps every thread and title.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use strict;
 use warnings;

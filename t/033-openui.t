@@ -4,6 +4,8 @@
 # nginx with two workers: the thread API (c1_threads) and OpenUI turns on
 # the chat location, answered by the demo's mock C1 (examples/mock).
 # Then conf.example's production pattern for the owner: auth_request.
+#
+# make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 
 use strict;
 use warnings;

@@ -13,6 +13,9 @@ package C1Nginx;
 # %opt), $n->error_log, $n->stop, ...; $C1_TEST_PORT in its config is its
 # own port); the functions called as C1Nginx::start(...) are the default
 # instance's: $Port, $Root. END stops every instance.
+#
+# With C1_STORE=redis, each start's c1_history_zone becomes a Redis store
+# of its own prefix (C1Store::rewrite).
 
 use strict;
 use warnings;
@@ -21,6 +24,7 @@ use Cwd qw(abs_path);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep);
+use C1Store;
 
 our $Port = $ENV{C1_TEST_PORT} || 1990;
 our $Root = abs_path('t') . "/servroot-client";
@@ -64,6 +68,8 @@ sub start {
                   split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
 
     $http =~ s/\$C1_TEST_PORT/$Port/g;
+    # C1_STORE=redis: its zones become Redis stores (see C1Store)
+    $http = C1Store::rewrite($http);
 
     my $user = defined $WorkerUser ? "user $WorkerUser;\n"
              : $> == 0 ? "user root;\n" : '';
