@@ -1277,6 +1277,10 @@ ngx_http_c1_redis_queue(ngx_http_c1_redis_conn_t *conn,
 
     ngx_queue_insert_tail(&conn->sent, &cmd->queue);
 
+    if (conn->peer.connection) {
+        conn->peer.connection->idle = 0;
+    }
+
     return NGX_OK;
 }
 
@@ -1361,6 +1365,14 @@ ngx_http_c1_redis_read_handler(ngx_event_t *rev)
     c = rev->data;
     conn = c->data;
 
+    if (c->close) {
+
+        /* the worker is exiting and the connection idle: it goes */
+
+        ngx_http_c1_redis_close(conn, NGX_HTTP_C1_REDIS_OK, NULL);
+        return;
+    }
+
     for ( ;; ) {
         n = c->recv(c, buf, sizeof(buf));
 
@@ -1439,6 +1451,18 @@ ngx_http_c1_redis_read_handler(ngx_event_t *rev)
 
             if (!conn->open) {
                 return;                     /* closed by the reply */
+            }
+        }
+
+        if (ngx_queue_empty(&conn->sent)) {
+
+            /* nothing awaited: nginx may close it when the worker exits */
+
+            c->idle = 1;
+
+            if (ngx_exiting) {
+                ngx_http_c1_redis_close(conn, NGX_HTTP_C1_REDIS_OK, NULL);
+                return;
             }
         }
 
@@ -1558,12 +1582,11 @@ ngx_http_c1_redis_reply(ngx_http_c1_redis_conn_t *conn,
         if (cmd->kind == NGX_HTTP_C1_REDIS_HELLO_AUTH
             || cmd->kind == NGX_HTTP_C1_REDIS_HELLO_SELECT)
         {
+            cause = (cmd->kind == NGX_HTTP_C1_REDIS_HELLO_AUTH)
+                    ? NGX_HTTP_C1_REDIS_AUTH : NGX_HTTP_C1_REDIS_SELECT;
+
             ngx_http_c1_redis_done(cmd, NGX_ERROR);
-            ngx_http_c1_redis_close(conn,
-                                    cmd->kind == NGX_HTTP_C1_REDIS_HELLO_AUTH
-                                    ? NGX_HTTP_C1_REDIS_AUTH
-                                    : NGX_HTTP_C1_REDIS_SELECT,
-                                    reply->str);
+            ngx_http_c1_redis_close(conn, cause, reply->str);
             return;
         }
 

@@ -2,7 +2,7 @@
 # Every route (get, create, update/ID, delete/ID, get/ID, message/ID) with
 # its exact JSON, HEAD, and every error of the contract. Threads with known
 # ids are made by turns on /chat; the flows that need an id made by create,
-# and the 409 of a running turn, are in t/032-threads-clients.t.
+# and the 409 of a running turn, are in t/037-threads-clients.t.
 #
 # make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 

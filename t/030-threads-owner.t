@@ -4,7 +4,7 @@
 # changed; the same threadId under two owners is two threads; no owner is
 # 401, a too long one 400. Without c1_history_owner everyone is one
 # anonymous owner (and `nginx -t` warns about it). Config errors of
-# c1_threads. A foreign owner racing a running turn: t/032-threads-clients.t.
+# c1_threads. A foreign owner racing a running turn: t/037-threads-clients.t.
 #
 # make test runs it again against Redis: C1_STORE=redis (t/lib/C1Store.pm).
 

@@ -4,7 +4,7 @@
 # OpenUI Chat turns ({"threadId", "messages"}): what C1 gets, what the
 # thread becomes, "ephemeral"; eviction and expiry seen through the API.
 # Created threads with turns, pagination, busy threads and a reload are in
-# t/032-threads-clients.t.
+# t/037-threads-clients.t.
 #
 # /t/c1 is a mock C1 that answers with a summary of what it got: its
 # top-level keys (sorted), model, stream, the keys of the messages other
