@@ -9,6 +9,7 @@
 
 
 static ngx_int_t ngx_http_c1_init(ngx_conf_t *cf);
+static void ngx_http_c1_exit_process(ngx_cycle_t *cycle);
 static void *ngx_http_c1_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_c1_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -240,8 +241,8 @@ ngx_module_t  ngx_http_c1_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_c1_exit_process,              /* exit process */
+    ngx_http_c1_exit_process,              /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -794,4 +795,29 @@ ngx_http_c1_fallback_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* a process exits: what its stores hold of their own goes (Redis's) */
+
+static void
+ngx_http_c1_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                i;
+    ngx_http_c1_store_t     **stores;
+    ngx_http_c1_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_c1_module);
+
+    if (mcf == NULL) {
+        return;
+    }
+
+    stores = mcf->stores.elts;
+
+    for (i = 0; i < mcf->stores.nelts; i++) {
+        if (stores[i]->exit) {
+            stores[i]->exit(stores[i]);
+        }
+    }
 }

@@ -171,6 +171,7 @@ typedef enum {
 
 
 static ngx_int_t ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op);
+static void ngx_http_c1_redis_exit(ngx_http_c1_store_t *store);
 static ngx_int_t ngx_http_c1_redis_ring(ngx_conf_t *cf,
     ngx_http_c1_redis_t *redis);
 static ngx_uint_t ngx_http_c1_redis_pick(ngx_http_c1_redis_t *redis,
@@ -487,6 +488,7 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     store->name = name;
     store->run = ngx_http_c1_redis_run;
+    store->exit = ngx_http_c1_redis_exit;
     store->data = redis;
     store->file = cf->conf_file->file.name.data;
     store->line = cf->conf_file->line;
@@ -2259,4 +2261,59 @@ ngx_http_c1_redis_size(redisReply *reply)
     }
 
     return size;
+}
+
+
+/* the process exits: every connection of the store closed, freed */
+
+static void
+ngx_http_c1_redis_exit(ngx_http_c1_store_t *store)
+{
+    ngx_uint_t                   i, j;
+    ngx_queue_t                 *q;
+    ngx_http_c1_redis_t         *redis;
+    ngx_http_c1_redis_cmd_t     *cmd;
+    ngx_http_c1_redis_conn_t    *conn;
+    ngx_http_c1_redis_server_t  *s;
+
+    redis = store->data;
+    s = redis->servers.elts;
+
+    for (i = 0; i < redis->servers.nelts; i++) {
+        for (j = 0; j < redis->connections; j++) {
+            conn = &s[i].conns[j];
+
+            /* nobody is told: the process is going */
+
+            for (q = ngx_queue_head(&conn->sent);
+                 q != ngx_queue_sentinel(&conn->sent);
+                 q = ngx_queue_next(q))
+            {
+                cmd = ngx_queue_data(q, ngx_http_c1_redis_cmd_t, queue);
+
+                if (cmd->cln) {
+                    cmd->cln->handler = NULL;
+                    cmd->cln = NULL;
+                }
+
+                if (cmd->lock) {
+                    ngx_free(cmd->lock);
+                    cmd->lock = NULL;
+                }
+
+                cmd->op = NULL;
+                cmd->list = NULL;
+            }
+
+            if (conn->open) {
+                ngx_http_c1_redis_close(conn, NGX_HTTP_C1_REDIS_OK, NULL);
+            }
+
+            if (conn->out) {
+                ngx_free(conn->out);
+                conn->out = NULL;
+                conn->out_size = 0;
+            }
+        }
+    }
 }

@@ -26,6 +26,7 @@ typedef struct ngx_http_c1_store_op_s  ngx_http_c1_store_op_t;
 
 typedef void (*ngx_http_c1_store_handler_pt)(ngx_http_c1_store_op_t *op);
 typedef ngx_int_t (*ngx_http_c1_store_run_pt)(ngx_http_c1_store_op_t *op);
+typedef void (*ngx_http_c1_store_exit_pt)(ngx_http_c1_store_t *store);
 
 
 typedef enum {
@@ -104,6 +105,7 @@ struct ngx_http_c1_store_op_s {
 struct ngx_http_c1_store_s {
     ngx_str_t                      name;
     ngx_http_c1_store_run_pt       run;
+    ngx_http_c1_store_exit_pt      exit;        /* NULL: nothing to do */
     void                          *data;        /* the backend's own */
     u_char                        *file;        /* where it was defined */
     ngx_uint_t                     line;

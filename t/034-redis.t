@@ -584,16 +584,16 @@ system:sys | user:one
 
 
 
-=== TEST 27: expiry with Redis's own (inactive=2s): every key of a thread has a TTL of at most 2 s; an expired thread is neither listed nor found, and listing drops its entry from the owner's index
+=== TEST 27: expiry with Redis's own (inactive=3s): every key of a thread has a TTL of at most 3 s; an expired thread is neither listed nor found, and listing drops its entry from the owner's index
 --- http_config
-    c1_history_redis name=threads server=unix:$TEST_NGINX_REDIS_SOCK inactive=2s;
+    c1_history_redis name=threads server=unix:$TEST_NGINX_REDIS_SOCK inactive=3s;
 --- request eval
 ["POST /chat\n{\"prompt\": \"1\", \"threadId\": \"e1\"}",
  "GET /redis/layout?p=c1:[ot]:*",
- "GET /sleep?s=1.3",
+ "GET /sleep?s=2.0",
  "POST /chat\n{\"prompt\": \"2\", \"threadId\": \"e2\"}",
  ::rcli('ZRANGE', 'c1:o:5:alice', 0, -1),
- "GET /sleep?s=1.3",
+ "GET /sleep?s=2.0",
  "GET /api/threads/get",
  "GET /chat?threadId=e1",
  "GET /api/threads/get/e1",
@@ -603,7 +603,7 @@ system:sys | user:one
 [200, 200, 200, 200, 200, 200, 200, 404, 404, 200, 200]
 --- response_body_like eval
 ['^system:sys \| user:1$',
- '\Ac1:o:5:alice zset (?:[1-9]\d{0,2}|1\d{3}|2000)\nc1:t:5:alice:e1:l list (?:[1-9]\d{0,2}|1\d{3}|2000)\nc1:t:5:alice:e1:m hash (?:[1-9]\d{0,2}|1\d{3}|2000)\z',
+ '\Ac1:o:5:alice zset (?:[1-9]\d{0,2}|[12]\d{3}|3000)\nc1:t:5:alice:e1:l list (?:[1-9]\d{0,2}|[12]\d{3}|3000)\nc1:t:5:alice:e1:m hash (?:[1-9]\d{0,2}|[12]\d{3}|3000)\z',
  'slept',
  '^system:sys \| user:2$',
  '\A(?:e1\ne2|e2\ne1)\z',
