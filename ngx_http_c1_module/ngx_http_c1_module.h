@@ -408,6 +408,8 @@ char *ngx_http_c1_history(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_c1_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_http_c1_store_t *ngx_http_c1_store_find(ngx_http_c1_main_conf_t *mcf,
     ngx_str_t *name);
+ngx_int_t ngx_http_c1_store_limit(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t *max_messages, ngx_msec_t *inactive);
 uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 
 /* ngx_http_c1_redis.c: the store in Redis */

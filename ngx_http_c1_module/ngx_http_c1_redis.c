@@ -356,34 +356,14 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "max_messages=", 13) == 0) {
-            n = ngx_atoi(value[i].data + 13, value[i].len - 13);
+        n = ngx_http_c1_store_limit(cf, &value[i], &redis->max_messages,
+                                    &redis->inactive);
 
-            if (n < 2 || n > 100000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"max_messages\" takes a number from 2 "
-                                   "to 100000, not \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            redis->max_messages = n;
-            continue;
+        if (n == NGX_ERROR) {
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "inactive=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-            n = ngx_parse_time(&s, 0);
-
-            if (n == NGX_ERROR || n < 1000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"inactive\" takes a time of at least "
-                                   "1s, not \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            redis->inactive = n;
+        if (n == NGX_OK) {
             continue;
         }
 

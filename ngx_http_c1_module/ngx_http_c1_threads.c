@@ -150,11 +150,12 @@ ngx_http_c1_process_start(ngx_pid_t pid)
 char *
 ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char              *p;
-    ssize_t              size;
-    ngx_int_t            n;
-    ngx_str_t           *value, name, s;
-    ngx_uint_t           i;
+    u_char                   *p;
+    ssize_t                   size;
+    ngx_int_t                 rc;
+    ngx_str_t                *value, name, s;
+    ngx_msec_t                inactive;
+    ngx_uint_t                i;
     ngx_shm_zone_t           *shm_zone;
     ngx_http_c1_zone_t       *zone, **zp;
     ngx_http_c1_store_t      *store, **sp;
@@ -205,31 +206,15 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "max_messages=", 13) == 0) {
-            n = ngx_atoi(value[i].data + 13, value[i].len - 13);
+        rc = ngx_http_c1_store_limit(cf, &value[i], &zone->max_messages,
+                                     &inactive);
 
-            if (n < 2 || n > 100000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"max_messages\" takes a number from 2 "
-                                   "to 100000, not \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            zone->max_messages = n;
-            continue;
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "inactive=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-            n = ngx_parse_time(&s, 1);
-
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            zone->inactive = n;
+        if (rc == NGX_OK) {
+            zone->inactive = inactive / 1000;
             continue;
         }
 
@@ -362,6 +347,53 @@ ngx_http_c1_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_c1_thread_api_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A parameter every store takes: max_messages=N or inactive=TIME (in ms,
+ * at least 1s).  NGX_DECLINED: another one.
+ */
+
+ngx_int_t
+ngx_http_c1_store_limit(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t *max_messages, ngx_msec_t *inactive)
+{
+    ngx_int_t  n;
+    ngx_str_t  s;
+
+    if (ngx_strncmp(value->data, "max_messages=", 13) == 0) {
+        n = ngx_atoi(value->data + 13, value->len - 13);
+
+        if (n < 2 || n > 100000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"max_messages\" takes a number from 2 to "
+                               "100000, not \"%V\"", value);
+            return NGX_ERROR;
+        }
+
+        *max_messages = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(value->data, "inactive=", 9) == 0) {
+        s.data = value->data + 9;
+        s.len = value->len - 9;
+
+        n = ngx_parse_time(&s, 0);
+
+        if (n == NGX_ERROR || n < 1000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"inactive\" takes a time of at least 1s, "
+                               "not \"%V\"", value);
+            return NGX_ERROR;
+        }
+
+        *inactive = n;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }
 
 
