@@ -9,8 +9,9 @@
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench         the module against its alternatives (bench/RESULTS.md)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
-#   make bench-history the thread store: listing threads, a turn's time
-#                      and bytes, against the module before the thread API
+#   make bench-history the thread store, zone and Redis: listing threads,
+#                      a turn's time and bytes, throughput at c=16 (wrk),
+#                      against the module before the thread API
 #   make soak           mixed traffic at concurrency 200 with slow readers
 #                       and one worker killed (bench/soak.pl, SOAK_ARGS)
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
