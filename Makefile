@@ -14,6 +14,9 @@
 #                      against the module before the thread API
 #   make soak           mixed traffic at concurrency 200 with slow readers
 #                       and one worker killed (bench/soak.pl, SOAK_ARGS)
+#   make soak-redis     two nodes, threads in Redis, Redis restarted in the
+#                       middle (bench/soak-redis.pl, SOAK_ARGS; the same as
+#                       SOAK_ARGS=--redis make soak)
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
 #   make test-asan      the suite against the module built with
 #                       -fsanitize=address,undefined
@@ -67,7 +70,8 @@ NGINX_TESTS := $(filter-out t/000-unit.t,$(wildcard t/0[0-9][0-9]-*.t))
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
 .PHONY: bench-history
-.PHONY: test-valgrind test-asan soak deb test-deb frontend run clean
+.PHONY: test-valgrind test-asan soak soak-redis deb test-deb frontend run
+.PHONY: clean
 
 all: deps-build $(MODULE)
 
@@ -176,6 +180,9 @@ test-deb: deps deb
 
 soak: all
 	bench/soak.pl $(SOAK_ARGS)
+
+soak-redis: all
+	bench/soak-redis.pl $(SOAK_ARGS)
 
 test: deps all frontend $(BUILD)/c1_unit $(BUILD)/c1_unit_portable
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \

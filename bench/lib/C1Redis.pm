@@ -5,6 +5,8 @@ package C1Redis;
 #
 #   my $r = C1Redis->start('hist-redis');             # --save '' no AOF
 #   my $r = C1Redis->start('soak-redis', aof => 1);   # appendonly yes
+#       (aof => 'always': appendfsync always, no acknowledged write lost
+#       when the server is killed; else everysec)
 #   $r->{sock}                  the socket's path (unix:... for nginx)
 #   $r->cmd('INFO', 'memory')   one command, its reply (a string, a
 #                               number, an array ref; an error dies)
@@ -30,7 +32,7 @@ sub start {
     die "no $Server (apt-get install redis-server)\n" unless -x $Server;
     my $dir = "$C1Bench::Root/$name";
     my $r = bless { name => $name, dir => $dir, sock => "$dir/redis.sock",
-                    aof => $o{aof} ? 1 : 0 }, $class;
+                    aof => $o{aof} || 0 }, $class;
     $r->stop if -e "$dir/redis.pid";
     remove_tree($dir);
     make_path($dir);
@@ -42,7 +44,8 @@ sub start {
 sub launch {
     my ($r) = @_;
     my @aof = $r->{aof}
-        ? ('--appendonly', 'yes', '--appendfsync', 'everysec')
+        ? ('--appendonly', 'yes', '--appendfsync',
+           $r->{aof} eq 'always' ? 'always' : 'everysec')
         : ('--appendonly', 'no');
     system($Server, '--port', '0', '--unixsocket', $r->{sock},
            '--unixsocketperm', '777', '--dir', $r->{dir}, '--save', '',
@@ -64,13 +67,21 @@ sub launch {
 
 sub pid { $_[0]{pid} }
 
+# is PID there (a zombie, nobody reaping it, is not)?
+sub alive {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // '';
+    return $stat !~ /^\d+ \(.*\) [ZX] /;
+}
+
 # crash(SIGNAL): the server goes away as it would crash; waits until gone
 sub crash {
     my ($r, $sig) = @_;
     delete $r->{s};
     my $pid = $r->{pid} or return;
     kill $sig, $pid;
-    for (1 .. 500) { last unless kill 0, $pid; sleep 0.01 }
+    for (1 .. 500) { last unless alive($pid); sleep 0.01 }
     delete $r->{pid};
 }
 
@@ -82,11 +93,11 @@ sub stop {
     if (!$pid && open my $fh, '<', "$r->{dir}/redis.pid") {
         chomp($pid = <$fh>);
     }
-    return unless $pid && kill 0, $pid;
+    return unless $pid && alive($pid);
     eval { $r->cmd('SHUTDOWN', 'NOSAVE') };
     delete $r->{s};
-    for (1 .. 500) { last unless kill 0, $pid; sleep 0.01 }
-    kill 'KILL', $pid if kill 0, $pid;
+    for (1 .. 500) { last unless alive($pid); sleep 0.01 }
+    kill 'KILL', $pid if alive($pid);
     delete $r->{pid};
 }
 
