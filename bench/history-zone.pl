@@ -51,6 +51,9 @@ use C1Bench;
 use C1Mock;
 use C1Redis;
 
+# a signal still stops the servers started (the modules' END blocks)
+$SIG{INT} = $SIG{TERM} = sub { exit 1 };
+
 my %o = (sizes => '1000,4000,10000,20000', requests => 3000, turns => 10000,
          owners => 4, 'old-commit' => 'the old commit', write => 1,
          'case-seconds' => 20, 'turn-seconds' => 60, 'turn-answer' => 1000,
@@ -180,10 +183,12 @@ sub check {
 }
 
 my $cpu = `lscpu | sed -n 's/^Model name: *//p'` =~ s/\n//r;
+my ($load) = `cat /proc/loadavg` =~ /^(\S+)/;
 my $ngx = `$C1Bench::Nginx -v 2>&1` =~ s/\n//r;
 say_md("Made by `make bench-history` (bench/history-zone.pl) on "
        . localtime() . ": $cpu, " . (`nproc --all` =~ s/\n//r)
-       . " cores, $ngx, cores not pinned. Every nginx has one worker; the "
+       . " cores, $ngx, cores not pinned, load average $load at the start "
+       . "(other work on the machine). Every nginx has one worker; the "
        . "mock C1 is t/lib/C1Mock.pm's /mock/answer (Lua, its own nginx), "
        . "which answers at once. Latencies are one request at a time over "
        . "one keep-alive connection, timed by the Perl client (its own "

@@ -55,6 +55,9 @@ use lib dirname(__FILE__) . '/lib';
 use C1Bench;
 use C1Redis;
 
+# a signal still stops the servers started (the modules' END blocks)
+$SIG{INT} = $SIG{TERM} = sub { exit 1 };
+
 my %o = (seconds => 60, concurrency => 16, owners => 4, restart => 'kill',
          down => 2, 'max-wait' => 3, 'max-messages' => 40, 'turns' => 12,
          'stream-delay' => 50);
