@@ -10,10 +10,14 @@
 #   make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 300)
 #   make bench         the module against its alternatives (bench/RESULTS.md)
 #   make bench-stream  the streaming benchmark (bench/stream-bench.pl)
-#   make bench-history the thread store: listing threads, a turn's time
-#                      and bytes, against the module before the thread API
+#   make bench-history the thread store, zone and Redis: listing threads,
+#                      a turn's time and bytes, throughput at c=16 (wrk),
+#                      against the module before the thread API
 #   make soak           mixed traffic at concurrency 200 with slow readers
 #                       and one worker killed (bench/soak.pl, SOAK_ARGS)
+#   make soak-redis     two nodes, threads in Redis, Redis restarted in the
+#                       middle (bench/soak-redis.pl, SOAK_ARGS; the same as
+#                       SOAK_ARGS=--redis make soak)
 #   make test-valgrind  the Test::Nginx suite under valgrind memcheck
 #   make test-asan      the suite against the module built with
 #                       -fsanitize=address,undefined
@@ -72,7 +76,8 @@ STORE_TESTS := t/006-history.t t/013-history-clients.t t/026-long-turn.t \
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
 .PHONY: bench-history
-.PHONY: test-valgrind test-asan soak deb test-deb frontend run clean
+.PHONY: test-valgrind test-asan soak soak-redis deb test-deb frontend run
+.PHONY: clean
 
 all: deps-build $(MODULE)
 
@@ -181,6 +186,9 @@ test-deb: deps deb
 
 soak: all
 	bench/soak.pl $(SOAK_ARGS)
+
+soak-redis: all
+	bench/soak-redis.pl $(SOAK_ARGS)
 
 test: deps all frontend $(BUILD)/c1_unit $(BUILD)/c1_unit_portable
 	@if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then \

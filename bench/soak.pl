@@ -11,6 +11,8 @@
 #
 #   bench/soak.pl [--seconds S] [--concurrency C] [--rounds R] [--slow N]
 #                 [--no-kill] [--dry-run]
+#   bench/soak.pl --redis [bench/soak-redis.pl's options]
+#       threads in Redis: two nodes, Redis restarted (bench/soak-redis.pl)
 #
 # Slow readers: N of the clients (default C/20, at least 2) read with a
 # 4 KB SO_RCVBUF, 2 KB every 100 ms, an 80 KB answer, streamed and not,
@@ -39,6 +41,12 @@ use Time::HiRes qw(time sleep);
 
 use lib dirname(__FILE__) . '/lib';
 use C1Bench;
+
+# --redis: the soak with threads in Redis, two nodes, Redis restarted
+if (grep { $_ eq '--redis' } @ARGV) {
+    exec($^X, dirname(__FILE__) . '/soak-redis.pl',
+         grep { $_ ne '--redis' } @ARGV) or die "soak-redis.pl: $!\n";
+}
 
 my %o = (seconds => 60, concurrency => 200, rounds => 1, kill => 1);
 GetOptions(\%o, 'seconds=i', 'concurrency=i', 'rounds=i', 'slow=i', 'kill!',
