@@ -171,6 +171,8 @@ typedef enum {
 
 
 static ngx_int_t ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op);
+static ngx_int_t ngx_http_c1_redis_start(ngx_http_c1_store_op_t *op);
+static void ngx_http_c1_redis_complete(ngx_http_c1_store_op_t *op);
 static void ngx_http_c1_redis_exit(ngx_http_c1_store_t *store);
 static ngx_int_t ngx_http_c1_redis_ring(ngx_conf_t *cf,
     ngx_http_c1_redis_t *redis);
@@ -586,8 +588,47 @@ ngx_http_c1_redis_pick(ngx_http_c1_redis_t *redis, ngx_str_t *owner,
 
 /* the store's entry: NGX_OK (failed at once: op->rc) or NGX_AGAIN */
 
+/*
+ * The operation being run now, and whether it ended while it was: a
+ * command that fails at once (its connection went as it was written)
+ * ends it inside the run, where its handler must not be called.
+ */
+static ngx_http_c1_store_op_t  *ngx_http_c1_redis_running;
+static ngx_uint_t               ngx_http_c1_redis_ended;
+
+
+/* the store's entry: NGX_OK (over now: op->rc) or NGX_AGAIN */
+
 static ngx_int_t
 ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               ended;
+    ngx_http_c1_store_op_t  *running;
+
+    running = ngx_http_c1_redis_running;
+    ended = ngx_http_c1_redis_ended;
+
+    ngx_http_c1_redis_running = op;
+    ngx_http_c1_redis_ended = 0;
+
+    rc = ngx_http_c1_redis_start(op);
+
+    if (ngx_http_c1_redis_ended) {
+        rc = NGX_OK;
+    }
+
+    ngx_http_c1_redis_running = running;
+    ngx_http_c1_redis_ended = ended;
+
+    return (rc == NGX_AGAIN && op->handler) ? NGX_AGAIN : NGX_OK;
+}
+
+
+/* the operation's commands sent: NGX_AGAIN, or NGX_OK when it failed */
+
+static ngx_int_t
+ngx_http_c1_redis_start(ngx_http_c1_store_op_t *op)
 {
     ngx_uint_t                 i, n;
     ngx_http_c1_redis_t       *redis;
@@ -609,7 +650,7 @@ ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op)
             return NGX_OK;
         }
 
-        return op->handler ? NGX_AGAIN : NGX_OK;
+        return NGX_AGAIN;
     }
 
     /* every server's page, merged */
@@ -629,26 +670,27 @@ ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op)
         return NGX_OK;
     }
 
+    /* one more than sent while sending: no part ends the list meanwhile */
+
+    list->wait = 1;
+
     for (i = 0; i < n; i++) {
+        list->wait++;
+
         if (ngx_http_c1_redis_op(op, i, list, i) != NGX_OK) {
+            list->wait--;
             list->failed = 1;
+
+            ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                          "c1: a server of c1_history_redis \"%V\" cannot "
+                          "be reached: the list fails", &redis->store->name);
             break;
         }
-
-        list->wait++;
     }
 
-    if (list->wait == 0) {
+    if (--list->wait == 0) {
+        ngx_http_c1_redis_list_done(op, list);    /* over already */
         return NGX_OK;
-    }
-
-    if (list->failed) {
-
-        /* the ones sent answer to nobody; the op fails when they are in */
-
-        ngx_log_error(NGX_LOG_ERR, op->log, 0,
-                      "c1: a server of c1_history_redis \"%V\" cannot be "
-                      "reached: the list fails", &redis->store->name);
     }
 
     return NGX_AGAIN;
@@ -699,6 +741,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     const char             *argv[16 + 2 * 1024];
     ngx_http_c1_msg_t      *m;
     ngx_http_c1_redis_t    *redis;
+    ngx_http_c1_redis_cmd_t   end;
     ngx_http_c1_redis_kind_e  kind;
     u_char                  now[NGX_INT64_LEN], inactive[NGX_INT64_LEN];
     u_char                  max[NGX_INT64_LEN], ttl[NGX_INT64_LEN];
@@ -816,11 +859,18 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     case NGX_HTTP_C1_STORE_END:
-        argv[1] = NGX_HTTP_C1_REDIS_END;
-        kind = NGX_HTTP_C1_REDIS_QUIET;
-        ngx_http_c1_key(2);
-        ngx_http_c1_argz(token);
-        break;
+
+        /* the lock goes by its token, tried again while Redis is away */
+
+        ngx_memzero(&end, sizeof(ngx_http_c1_redis_cmd_t));
+        end.lock = keys[2];
+        end.lock_len = klen[2];
+        end.token = op->token;
+        end.server = server;
+
+        ngx_http_c1_redis_unlock(redis, &end, 0);
+
+        return NGX_OK;
 
     case NGX_HTTP_C1_STORE_LIST:
         argv[1] = NGX_HTTP_C1_REDIS_LIST;
@@ -969,11 +1019,6 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     ngx_http_c1_redis_cmd_t   *cmd;
     ngx_http_c1_redis_conn_t  *conn;
 
-    conn = ngx_http_c1_redis_conn(redis, server);
-    if (conn == NULL) {
-        return NGX_ERROR;
-    }
-
     cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
     if (cmd == NULL) {
         return NGX_ERROR;
@@ -1001,23 +1046,23 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
         cmd->token = op->token;
     }
 
-    if (op && op->pool) {
-        cmd->cln = ngx_pool_cleanup_add(op->pool, 0);
-        if (cmd->cln == NULL) {
-            ngx_free(cmd);
-            return NGX_ERROR;
-        }
+    conn = ngx_http_c1_redis_conn(redis, server);
 
-        cmd->cln->handler = ngx_http_c1_redis_cancel;
-        cmd->cln->data = cmd;
-    }
-
-    if (ngx_http_c1_redis_queue(conn, cmd, argc, argv, argvlen) != NGX_OK) {
-        if (cmd->cln) {
-            cmd->cln->handler = NULL;
-        }
+    if (conn == NULL
+        || (op && op->pool
+            && (cmd->cln = ngx_pool_cleanup_add(op->pool, 0)) == NULL)
+        || ngx_http_c1_redis_queue(conn, cmd, argc, argv, argvlen) != NGX_OK)
+    {
+        /*
+         * not sent: a COMMIT's turn still holds its lock (its BEGIN took
+         * it), which goes by its token once Redis can be reached again
+         */
 
         if (cmd->lock) {
+            if (op->type == NGX_HTTP_C1_STORE_COMMIT) {
+                ngx_http_c1_redis_unlock(redis, cmd, 200);
+            }
+
             ngx_free(cmd->lock);
         }
 
@@ -1025,11 +1070,16 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
         return NGX_ERROR;
     }
 
-    if (conn->connected && ngx_http_c1_redis_flush(conn) != NGX_OK) {
+    if (cmd->cln) {
+        cmd->cln->handler = ngx_http_c1_redis_cancel;
+        cmd->cln->data = cmd;
+    }
 
-        /* the connection failed: the command failed with it, later */
+    if (conn->connected) {
 
-        return NGX_OK;
+        /* a connection that fails here fails the command with it */
+
+        (void) ngx_http_c1_redis_flush(conn);
     }
 
     return NGX_OK;
@@ -1681,7 +1731,7 @@ ngx_http_c1_redis_done(ngx_http_c1_redis_cmd_t *cmd, ngx_int_t rc)
         op->rc = NGX_ERROR;
     }
 
-    op->handler(op);
+    ngx_http_c1_redis_complete(op);
 }
 
 
@@ -1857,7 +1907,7 @@ ngx_http_c1_redis_list_done(ngx_http_c1_store_op_t *op,
 
     if (list->failed) {
         op->rc = NGX_ERROR;
-        op->handler(op);
+        ngx_http_c1_redis_complete(op);
         return;
     }
 
@@ -1869,7 +1919,7 @@ ngx_http_c1_redis_list_done(ngx_http_c1_store_op_t *op,
 
     if (op->metas == NULL || at == NULL) {
         op->rc = NGX_ERROR;
-        op->handler(op);
+        ngx_http_c1_redis_complete(op);
         return;
     }
 
@@ -1909,7 +1959,7 @@ ngx_http_c1_redis_list_done(ngx_http_c1_store_op_t *op,
         op->next = 0;                   /* nothing after this page */
     }
 
-    op->handler(op);
+    ngx_http_c1_redis_complete(op);
 }
 
 
@@ -2296,4 +2346,18 @@ ngx_http_c1_redis_exit(ngx_http_c1_store_t *store)
             }
         }
     }
+}
+
+
+/* the operation is over: its handler, unless it is being run now */
+
+static void
+ngx_http_c1_redis_complete(ngx_http_c1_store_op_t *op)
+{
+    if (op == ngx_http_c1_redis_running) {
+        ngx_http_c1_redis_ended = 1;
+        return;
+    }
+
+    op->handler(op);
 }
