@@ -1118,11 +1118,13 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
         cmd->cln->data = cmd;
     }
 
-    if (conn->connected) {
+    /*
+     * written once the events at hand are handled: the commands of every
+     * request served meanwhile go out in one write (the write handler)
+     */
 
-        /* a connection that fails here fails the command with it */
-
-        (void) ngx_http_c1_redis_flush(conn);
+    if (conn->connected && !conn->peer.connection->write->posted) {
+        ngx_post_event(conn->peer.connection->write, &ngx_posted_events);
     }
 
     return NGX_OK;
