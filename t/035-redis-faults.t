@@ -48,7 +48,8 @@ my $oom = C1Redis->start(name => '035-oom');
 my $lost = C1Redis->start(name => '035-lost', appendonly => 1,
                           extra => ['--appendfsync', 'always']);
 
-# their C1, in an nginx of its own: the echo of the messages; a last
+# their C1, in an nginx of its own: the echo of the messages (as a
+# chat.completion, or a stream of one chunk when asked to stream); a last
 # message with "slow" in it answered after 0.5 s, with "fail" 500 after
 # 0.5 s; each one's arrival and answer (written, with its length) logged
 # ("c1 got: PROMPT", "c1 answered: PROMPT")
@@ -77,6 +78,13 @@ $mock->start(<<'_EOC_');
                 local body = "C1 failed"
                 if last:find("fail", 1, true) then
                     ngx.status = 500
+                elseif req.stream then
+                    ngx.header["Content-Type"] = "text/event-stream"
+                    body = "data: " .. cjson.encode({
+                        id = "x", object = "chat.completion.chunk",
+                        choices = {{ index = 0, delta = {
+                            content = table.concat(seen, " | ") } }}
+                    }) .. "\n\ndata: [DONE]\n\n"
                 else
                     ngx.header["Content-Type"] = "application/json"
                     body = cjson.encode({
@@ -124,6 +132,7 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers =>
         location = /slow { c1_history threads; c1_stream on; c1_pass /_c1_slow; }
 @{[ join '', map { "        location = /chat/$_ { c1_history $_; c1_pass /_c1; }\n" }
        qw(threads late db99 wt badpw goodpw oom small) ]}        location = /chat/lost { c1_history lost; c1_pass /_c1_own; }
+        location = /stream/lost { c1_history lost; c1_stream on; c1_pass /_c1_own; }
         location /api/threads/ { c1_threads threads; }
         location /api/late/ { c1_threads late; }
         location /api/db99/ { c1_threads db99; }
@@ -538,9 +547,8 @@ sub lost_turn {
     my $mpos = length $mock->error_log;
 
     my $c = C1Client->new(port => $port, timeout => 10);
-    $c->send(C1Client::post('/chat/lost', 'application/json',
-                            qq({"prompt":"$prompt","threadId":"$thread"}),
-                            close => 1));
+    $c->send(C1Client::post($o{path} // '/chat/lost', 'application/json',
+                            qq({"prompt":"$prompt","threadId":"$thread"})));
     ok(within(3, sub { substr($mock->error_log, $mpos) =~ /c1 got: \Q$prompt\E/ }),
        "$what: C1 has the turn");
     $o{fault}->($w[0], $mpos, $prompt);
@@ -548,19 +556,26 @@ sub lost_turn {
     $c->close;
     push @responses, $r->{body};
 
-    is($r->{status}, $o{status}, "$what: $o{status}");
+    is($r->{status}, $o{status}, "$what: $o{status}")
+        or diag "its answer: " . ($r->{error} // 'complete') . ', '
+            . length($r->{body} // '') . ' bytes';
     is($r->{body}, $o{body}, "$what: the whole answer");
+    ok($r->{complete}, "$what: the response ends as its framing says");
+    my $line = $o{not_kept}
+        ? qr/\[error\].*c1 history store "lost" did not keep this turn of thread "\Q$thread\E"/
+        : $o{log_line};
     my $log;
-    my $line = $o{kept_line};
     within(2, sub { ($log = log_from($pos)) =~ $line });
-    like($log, $line, "$what: the error log says $line");
-    if ($o{not_kept}) {
-        like($log, qr/\[error\].*c1 history store "lost" did not keep this turn of thread "\Q$thread\E"/,
-             "$what: the error log says the turn was not kept");
-    } else {
-        unlike($log, qr/did not keep this turn/,
-               "$what: no turn was to be kept, none said not kept");
-    }
+    like($log, $line, $o{not_kept}
+         ? "$what: the error log says the turn was not kept"
+         : "$what: the error log says why the turn failed");
+    unlike($log, qr/did not keep this turn/,
+           "$what: no turn was to be kept, none said not kept")
+        unless $o{not_kept};
+    # (the premise: the commit's write to Redis failed at once)
+    like($log, qr/\[info\].* send\(\) failed \(32: Broken pipe\)/,
+         "$what: the commit's write to Redis failed at once (EPIPE)")
+        if $o{epipe};
     unlike($log, $Crash, "$what: no crash, no alert")
         or diag $log;
     is_deeply([C1Nginx::workers()], \@w, "$what: the worker is the same ($w[0])");
@@ -589,24 +604,37 @@ sub lost_turn {
     is_deeply([C1Nginx::workers()], \@w, "$what: still the same worker");
 }
 
+sub killed_while_stopped {
+    my ($w, $mpos, $prompt) = @_;
+    kill 'STOP', $w;
+    my $answered = within(3, sub {
+        substr($mock->error_log, $mpos) =~ /c1 answered: \Q$prompt\E/ });
+    $lost->kill;
+    kill 'CONT', $w;
+    ok($answered, 'C1 answered while the worker was stopped, Redis killed');
+}
+
 # (1) the worker stopped while C1 answers; Redis killed meanwhile; the
 # worker continued: C1's answer is the first thing it reads, the commit's
 # write fails at once (EPIPE): it crashed (signal 11) before 6bbd6d0
 lost_turn(
     what => 'a commit whose write fails at once',
     thread => 's1', prompt => 'slow one',
-    fault => sub {
-        my ($w, $mpos, $prompt) = @_;
-        kill 'STOP', $w;
-        my $answered = within(3, sub {
-            substr($mock->error_log, $mpos) =~ /c1 answered: \Q$prompt\E/ });
-        $lost->kill;
-        kill 'CONT', $w;
-        ok($answered, 'C1 answered while the worker was stopped, Redis killed');
-    },
+    fault => \&killed_while_stopped,
+    epipe => 1,
     status => 200,
     body => 'user:first | assistant:user:first | user:slow one',
-    kept_line => qr/did not keep this turn/,
+    not_kept => 1);
+
+# ... and the same for a streamed turn
+lost_turn(
+    what => 'a streamed commit whose write fails at once',
+    path => '/stream/lost',
+    thread => 's1s', prompt => 'slow one',
+    fault => \&killed_while_stopped,
+    epipe => 1,
+    status => 200,
+    body => 'user:first | assistant:user:first | user:slow one',
     not_kept => 1);
 
 # (2) Redis killed while C1 answers: the commit cannot be sent; the lock
@@ -617,7 +645,6 @@ lost_turn(
     fault => sub { $lost->kill },
     status => 200,
     body => 'user:first | assistant:user:first | user:slow two',
-    kept_line => qr/did not keep this turn/,
     not_kept => 1);
 
 # (3) a turn that fails at C1 (500) while Redis is down: its end (the
@@ -628,7 +655,7 @@ lost_turn(
     fault => sub { $lost->kill },
     status => 500,
     body => '{"error":{"message":"C1 answered HTTP 500","type":"upstream_error","param":null,"code":"c1_error"}}',
-    kept_line => qr/\[error\].*c1: C1 answered HTTP 500/,
+    log_line => qr/\[error\].*c1: C1 answered HTTP 500/,
     not_kept => 0);
 
 C1Nginx::stop();
