@@ -24,6 +24,7 @@
 #include "ngx_http_c1_redis_scripts.h"
 
 #include <hiredis/hiredis.h>
+#include <ngx_sha1.h>
 
 
 #define NGX_HTTP_C1_REDIS_POINTS     160       /* per server on the ring */
@@ -44,6 +45,7 @@ typedef struct ngx_http_c1_redis_list_s  ngx_http_c1_redis_list_t;
 typedef enum {
     NGX_HTTP_C1_REDIS_HELLO_AUTH = 0,
     NGX_HTTP_C1_REDIS_HELLO_SELECT,
+    NGX_HTTP_C1_REDIS_HELLO_SCRIPT,            /* SCRIPT LOAD */
     NGX_HTTP_C1_REDIS_OP,                      /* op->type says which */
     NGX_HTTP_C1_REDIS_QUIET                    /* END, a renewal: none */
 } ngx_http_c1_redis_kind_e;
@@ -153,6 +155,27 @@ typedef struct {
 } ngx_http_c1_redis_renew_t;
 
 
+typedef enum {
+    NGX_HTTP_C1_SCRIPT_BEGIN = 0,
+    NGX_HTTP_C1_SCRIPT_COMMIT,
+    NGX_HTTP_C1_SCRIPT_END,
+    NGX_HTTP_C1_SCRIPT_RENEW,
+    NGX_HTTP_C1_SCRIPT_LIST,
+    NGX_HTTP_C1_SCRIPT_GET,
+    NGX_HTTP_C1_SCRIPT_CREATE,
+    NGX_HTTP_C1_SCRIPT_RENAME,
+    NGX_HTTP_C1_SCRIPT_REPLACE,
+    NGX_HTTP_C1_SCRIPT_DELETE,
+    NGX_HTTP_C1_SCRIPTS
+} ngx_http_c1_script_e;
+
+
+typedef struct {
+    const char                 *text;
+    u_char                      sha[40];
+} ngx_http_c1_script_t;
+
+
 /* the causes, logged once each until a reply succeeds */
 typedef enum {
     NGX_HTTP_C1_REDIS_OK = 0,
@@ -173,6 +196,9 @@ typedef enum {
 static ngx_int_t ngx_http_c1_redis_run(ngx_http_c1_store_op_t *op);
 static ngx_int_t ngx_http_c1_redis_start(ngx_http_c1_store_op_t *op);
 static void ngx_http_c1_redis_complete(ngx_http_c1_store_op_t *op);
+static void ngx_http_c1_redis_shas(void);
+static void ngx_http_c1_redis_script(const char **argv, size_t *len,
+    ngx_http_c1_script_e script);
 static void ngx_http_c1_redis_exit(ngx_http_c1_store_t *store);
 static ngx_int_t ngx_http_c1_redis_ring(ngx_conf_t *cf,
     ngx_http_c1_redis_t *redis);
@@ -226,6 +252,25 @@ static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
 static u_char *ngx_http_c1_redis_key(ngx_pool_t *pool, ngx_str_t *prefix,
     ngx_str_t *owner, ngx_str_t *thread, char *suffix, size_t *len);
+
+
+/*
+ * The scripts, loaded on each new connection (SCRIPT LOAD) and run by
+ * their SHA1 (EVALSHA): a command carries 40 bytes of script, not its
+ * text, and Redis looks it up rather than hashing it every time.
+ */
+static ngx_http_c1_script_t  ngx_http_c1_redis_scripts[NGX_HTTP_C1_SCRIPTS] = {
+    { NGX_HTTP_C1_REDIS_BEGIN, "" },
+    { NGX_HTTP_C1_REDIS_COMMIT, "" },
+    { NGX_HTTP_C1_REDIS_END, "" },
+    { NGX_HTTP_C1_REDIS_RENEW, "" },
+    { NGX_HTTP_C1_REDIS_LIST, "" },
+    { NGX_HTTP_C1_REDIS_GET, "" },
+    { NGX_HTTP_C1_REDIS_CREATE, "" },
+    { NGX_HTTP_C1_REDIS_RENAME, "" },
+    { NGX_HTTP_C1_REDIS_REPLACE, "" },
+    { NGX_HTTP_C1_REDIS_DELETE, "" }
+};
 
 
 static char  *ngx_http_c1_redis_causes[] = {
@@ -462,6 +507,8 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_c1_redis_ring(cf, redis) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_http_c1_redis_shas();
 
     store = ngx_pcalloc(cf->pool, sizeof(ngx_http_c1_store_t));
     if (store == NULL) {
@@ -790,8 +837,6 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     p = ngx_cpymem(p, "seq", 3);
     klen[4] = p - keys[4];
 
-    argv[0] = "EVAL";
-    len[0] = 4;
     argc = 3;
     nkeys = 0;
     kind = NGX_HTTP_C1_REDIS_OP;
@@ -808,7 +853,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     switch (op->type) {
 
     case NGX_HTTP_C1_STORE_BEGIN:
-        argv[1] = NGX_HTTP_C1_REDIS_BEGIN;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_BEGIN);
         ngx_http_c1_key(0);
         ngx_http_c1_key(1);
         ngx_http_c1_key(2);
@@ -819,7 +864,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     case NGX_HTTP_C1_STORE_COMMIT:
-        argv[1] = NGX_HTTP_C1_REDIS_COMMIT;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_COMMIT);
         for (i = 0; i < 5; i++) {
             ngx_http_c1_key(i);
         }
@@ -873,7 +918,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         return NGX_OK;
 
     case NGX_HTTP_C1_STORE_LIST:
-        argv[1] = NGX_HTTP_C1_REDIS_LIST;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_LIST);
         ngx_http_c1_key(3);
 
         if (op->cursor) {
@@ -903,14 +948,14 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     case NGX_HTTP_C1_STORE_GET:
-        argv[1] = NGX_HTTP_C1_REDIS_GET;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_GET);
         ngx_http_c1_key(0);
         ngx_http_c1_key(1);
         ngx_http_c1_argz(inactive);
         break;
 
     case NGX_HTTP_C1_STORE_CREATE:
-        argv[1] = NGX_HTTP_C1_REDIS_CREATE;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_CREATE);
         ngx_http_c1_key(0);
         ngx_http_c1_key(3);
         ngx_http_c1_key(4);
@@ -921,7 +966,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     case NGX_HTTP_C1_STORE_RENAME:
-        argv[1] = NGX_HTTP_C1_REDIS_RENAME;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_RENAME);
         for (i = 0; i < 5; i++) {
             ngx_http_c1_key(i);
         }
@@ -932,7 +977,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     case NGX_HTTP_C1_STORE_REPLACE:
-        argv[1] = NGX_HTTP_C1_REDIS_REPLACE;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_REPLACE);
         for (i = 0; i < 5; i++) {
             ngx_http_c1_key(i);
         }
@@ -947,7 +992,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
         break;
 
     default: /* NGX_HTTP_C1_STORE_DELETE */
-        argv[1] = NGX_HTTP_C1_REDIS_DELETE;
+        ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_DELETE);
         for (i = 0; i < 4; i++) {
             ngx_http_c1_key(i);
         }
@@ -958,8 +1003,6 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
 #undef ngx_http_c1_arg
 #undef ngx_http_c1_argz
 #undef ngx_http_c1_key
-
-    len[1] = ngx_strlen(argv[1]);
 
     p = ngx_pnalloc(pool, NGX_INT_T_LEN);
     if (p == NULL) {
@@ -1075,11 +1118,13 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
         cmd->cln->data = cmd;
     }
 
-    if (conn->connected) {
+    /*
+     * written once the events at hand are handled: the commands of every
+     * request served meanwhile go out in one write (the write handler)
+     */
 
-        /* a connection that fails here fails the command with it */
-
-        (void) ngx_http_c1_redis_flush(conn);
+    if (conn->connected && !conn->peer.connection->write->posted) {
+        ngx_post_event(conn->peer.connection->write, &ngx_posted_events);
     }
 
     return NGX_OK;
@@ -1129,8 +1174,9 @@ static ngx_int_t
 ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
 {
     ngx_int_t                    rc;
-    const char                  *argv[2];
-    size_t                       len[2];
+    ngx_uint_t                   i;
+    const char                  *argv[2], *script[3];
+    size_t                       len[2], slen[3];
     u_char                       db[NGX_INT_T_LEN];
     ngx_connection_t            *c;
     ngx_http_c1_redis_t         *redis;
@@ -1237,11 +1283,29 @@ ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
         }
     }
 
-    if (rc == NGX_AGAIN) {
-        return NGX_OK;                      /* the write event: connected */
+    for (i = 0; i < NGX_HTTP_C1_SCRIPTS; i++) {
+        cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
+        if (cmd == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
+        cmd->kind = NGX_HTTP_C1_REDIS_HELLO_SCRIPT;
+
+        script[0] = "SCRIPT";
+        slen[0] = 6;
+        script[1] = "LOAD";
+        slen[1] = 4;
+        script[2] = ngx_http_c1_redis_scripts[i].text;
+        slen[2] = ngx_strlen(script[2]);
+
+        if (ngx_http_c1_redis_queue(conn, cmd, 3, script, slen) != NGX_OK) {
+            ngx_free(cmd);
+            goto failed;
+        }
     }
 
-    return NGX_OK;
+    return NGX_OK;           /* NGX_AGAIN: the write event says connected */
 
 failed:
 
@@ -1612,10 +1676,18 @@ ngx_http_c1_redis_reply(ngx_http_c1_redis_conn_t *conn,
     if (reply->type == REDIS_REPLY_ERROR) {
 
         if (cmd->kind == NGX_HTTP_C1_REDIS_HELLO_AUTH
-            || cmd->kind == NGX_HTTP_C1_REDIS_HELLO_SELECT)
+            || cmd->kind == NGX_HTTP_C1_REDIS_HELLO_SELECT
+            || cmd->kind == NGX_HTTP_C1_REDIS_HELLO_SCRIPT
+            || ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
         {
+            /* a connection that cannot run the scripts is given up */
+
             cause = (cmd->kind == NGX_HTTP_C1_REDIS_HELLO_AUTH)
-                    ? NGX_HTTP_C1_REDIS_AUTH : NGX_HTTP_C1_REDIS_SELECT;
+                    ? NGX_HTTP_C1_REDIS_AUTH
+                    : (cmd->kind == NGX_HTTP_C1_REDIS_HELLO_SELECT)
+                      ? NGX_HTTP_C1_REDIS_SELECT
+                      : (ngx_strstr(reply->str, "OOM") != NULL)
+                        ? NGX_HTTP_C1_REDIS_OOM : NGX_HTTP_C1_REDIS_ERROR;
 
             ngx_http_c1_redis_done(cmd, NGX_ERROR);
             ngx_http_c1_redis_close(conn, cause, reply->str);
@@ -2167,15 +2239,12 @@ ngx_http_c1_redis_renew(ngx_event_t *ev)
     u_char       ttl[NGX_INT_T_LEN];
     const char  *argv[6];
 
-    argv[0] = "EVAL";
-    argv[1] = NGX_HTTP_C1_REDIS_RENEW;
+    ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_RENEW);
     argv[2] = "1";
     argv[3] = (const char *) rn->lock.data;
     argv[4] = (const char *) rn->token.data;
     argv[5] = (const char *) ttl;
 
-    len[0] = 4;
-    len[1] = ngx_strlen(argv[1]);
     len[2] = 1;
     len[3] = rn->lock.len;
     len[4] = rn->token.len;
@@ -2245,14 +2314,11 @@ ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
     u_char       token[NGX_INT64_LEN];
     const char  *argv[5];
 
-    argv[0] = "EVAL";
-    argv[1] = NGX_HTTP_C1_REDIS_END;
+    ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_END);
     argv[2] = "1";
     argv[3] = (const char *) u->lock;
     argv[4] = (const char *) token;
 
-    len[0] = 4;
-    len[1] = ngx_strlen(argv[1]);
     len[2] = 1;
     len[3] = u->lock_len;
     len[4] = ngx_sprintf(token, "%uL", u->token) - token;
@@ -2360,4 +2426,39 @@ ngx_http_c1_redis_complete(ngx_http_c1_store_op_t *op)
     }
 
     op->handler(op);
+}
+
+
+/* each script's SHA1, in hex, as Redis names it */
+
+static void
+ngx_http_c1_redis_shas(void)
+{
+    ngx_uint_t            i;
+    ngx_sha1_t            sha1;
+    u_char                hash[20];
+    ngx_http_c1_script_t  *sc;
+
+    for (i = 0; i < NGX_HTTP_C1_SCRIPTS; i++) {
+        sc = &ngx_http_c1_redis_scripts[i];
+
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, sc->text, ngx_strlen(sc->text));
+        ngx_sha1_final(hash, &sha1);
+
+        ngx_hex_dump(sc->sha, hash, 20);
+    }
+}
+
+
+/* EVALSHA SHA: the two first arguments of a script's command */
+
+static void
+ngx_http_c1_redis_script(const char **argv, size_t *len,
+    ngx_http_c1_script_e script)
+{
+    argv[0] = "EVALSHA";
+    len[0] = 7;
+    argv[1] = (const char *) ngx_http_c1_redis_scripts[script].sha;
+    len[1] = 40;
 }
