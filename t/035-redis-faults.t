@@ -572,9 +572,12 @@ sub lost_turn {
     unlike($log, qr/did not keep this turn/,
            "$what: no turn was to be kept, none said not kept")
         unless $o{not_kept};
-    # (the premise: the commit's write to Redis failed at once)
-    like($log, qr/\[info\].* send\(\) failed \(32: Broken pipe\)/,
-         "$what: the commit's write to Redis failed at once (EPIPE)")
+    # (the premise: the commit met the connection the killed Redis left:
+    # its write failed at once (EPIPE: 6bbd6d0 and before, which write at
+    # once), or the close was read in the same events, before the write
+    # that was to come after them (60d9f6d))
+    like($log, qr/\[info\].* send\(\) failed \(32: Broken pipe\)|\[error\].* c1: redis "lost" \S+: closed the connection/,
+         "$what: the commit met the connection Redis left")
         if $o{epipe};
     unlike($log, $Crash, "$what: no crash, no alert")
         or diag $log;
@@ -615,10 +618,11 @@ sub killed_while_stopped {
 }
 
 # (1) the worker stopped while C1 answers; Redis killed meanwhile; the
-# worker continued: C1's answer is the first thing it reads, the commit's
-# write fails at once (EPIPE): it crashed (signal 11) before 6bbd6d0
+# worker continued: C1's answer is the first thing it reads, the commit
+# goes to the connection Redis left (its write failed at once, EPIPE: it
+# crashed, signal 11, before 6bbd6d0)
 lost_turn(
-    what => 'a commit whose write fails at once',
+    what => 'Redis killed, the worker stopped: a commit',
     thread => 's1', prompt => 'slow one',
     fault => \&killed_while_stopped,
     epipe => 1,
@@ -628,7 +632,7 @@ lost_turn(
 
 # ... and the same for a streamed turn
 lost_turn(
-    what => 'a streamed commit whose write fails at once',
+    what => 'Redis killed, the worker stopped: a streamed commit',
     path => '/stream/lost',
     thread => 's1s', prompt => 'slow one',
     fault => \&killed_while_stopped,
