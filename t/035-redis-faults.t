@@ -7,11 +7,23 @@
 # called (the mock's calls are counted), the cause logged at error once
 # for many requests, no crash, the password in no log line and no
 # response.
+#
+# Then the turns whose end cannot reach Redis (a C1 of its own, in an
+# nginx of its own on port C1_TEST_PORT + 1, so that the worker can be
+# stopped while C1 answers): a commit whose write fails at once (Redis
+# killed while the worker was stopped: it crashed with signal 11,
+# bench/repro/redis-send-fails.pl), a commit not sent because Redis is
+# down, and the end of a turn that failed at C1 not sent because Redis is
+# down (the thread stayed locked, 409 thread_busy, until the lock expired
+# 30 s later: bench/repro/redis-stale-lock.pl). Each: the client's answer
+# whole, the worker alive, and once Redis is back (appendonly: it keeps the
+# lock) the thread free again within about two seconds, as it was.
 
 use strict;
 use warnings;
 
 use Test::More;
+use Cwd qw(abs_path);
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
@@ -32,11 +44,71 @@ $late->kill;
 my $pw = C1Redis->start(name => '035-pw', port => C1Redis::port(0),
                         password => $GoodPw);
 my $oom = C1Redis->start(name => '035-oom');
+# the turns whose end cannot reach Redis: appendonly, a lock taken stays
+my $lost = C1Redis->start(name => '035-lost', appendonly => 1,
+                          extra => ['--appendfsync', 'always']);
+
+# their C1, in an nginx of its own: the echo of the messages (as a
+# chat.completion, or a stream of one chunk when asked to stream); a last
+# message with "slow" in it answered after 0.5 s, with "fail" 500 after
+# 0.5 s; each one's arrival and answer (written, with its length) logged
+# ("c1 got: PROMPT", "c1 answered: PROMPT")
+my $mock = C1Nginx->new(port => $C1Nginx::Port + 1,
+                        root => abs_path('t') . '/servroot-mock-035');
+$mock->start(<<'_EOC_');
+    server {
+        listen 127.0.0.1:$C1_TEST_PORT;
+        client_body_buffer_size 64k;
+
+        location = /c1 {
+            content_by_lua_block {
+                local cjson = require "cjson"
+                ngx.req.read_body()
+                local req = cjson.decode(ngx.req.get_body_data())
+                local seen = {}
+                for _, m in ipairs(req.messages) do
+                    seen[#seen + 1] = m.role .. ":" .. m.content
+                end
+                local last = req.messages[#req.messages].content
+                ngx.log(ngx.NOTICE, "c1 got: ", last)
+                if last:find("slow", 1, true) or last:find("fail", 1, true)
+                then
+                    ngx.sleep(0.5)
+                end
+                local body = "C1 failed"
+                if last:find("fail", 1, true) then
+                    ngx.status = 500
+                elseif req.stream then
+                    ngx.header["Content-Type"] = "text/event-stream"
+                    body = "data: " .. cjson.encode({
+                        id = "x", object = "chat.completion.chunk",
+                        choices = {{ index = 0, delta = {
+                            content = table.concat(seen, " | ") } }}
+                    }) .. "\n\ndata: [DONE]\n\n"
+                else
+                    ngx.header["Content-Type"] = "application/json"
+                    body = cjson.encode({
+                        object = "chat.completion",
+                        choices = {{ index = 0, finish_reason = "stop",
+                            message = { role = "assistant",
+                                        content = table.concat(seen, " | ") } }}
+                    })
+                end
+                ngx.header["Content-Length"] = #body
+                ngx.print(body)
+                ngx.flush(true)
+                ngx.log(ngx.NOTICE, "c1 answered: ", last)
+            }
+        }
+    }
+_EOC_
+my $mock_port = $mock->port;
 
 my $A = $aof->address;
 my $L = $late->address;
 my $P = $pw->address;
 my $O = $oom->address;
+my $S = $lost->address;
 
 my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers => 1);
     c1_history_redis name=threads server=$A timeout=500ms;
@@ -47,6 +119,7 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers =>
     c1_history_redis name=goodpw server=$P password=$GoodPw timeout=500ms;
     c1_history_redis name=oom server=$O timeout=500ms;
     c1_history_redis name=small server=$A prefix=small: max_reply=1k timeout=500ms;
+    c1_history_redis name=lost server=$S timeout=500ms;
 
     server {
         listen 127.0.0.1:\$C1_TEST_PORT;
@@ -58,7 +131,9 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers =>
         location = /nohistory { c1_pass /_c1; }
         location = /slow { c1_history threads; c1_stream on; c1_pass /_c1_slow; }
 @{[ join '', map { "        location = /chat/$_ { c1_history $_; c1_pass /_c1; }\n" }
-       qw(threads late db99 wt badpw goodpw oom small) ]}        location /api/threads/ { c1_threads threads; }
+       qw(threads late db99 wt badpw goodpw oom small) ]}        location = /chat/lost { c1_history lost; c1_pass /_c1_own; }
+        location = /stream/lost { c1_history lost; c1_stream on; c1_pass /_c1_own; }
+        location /api/threads/ { c1_threads threads; }
         location /api/late/ { c1_threads late; }
         location /api/db99/ { c1_threads db99; }
         location /api/badpw/ { c1_threads badpw; }
@@ -67,6 +142,10 @@ my $port = C1Nginx::start(<<"_EOC_" . $C1Mock::MockLocations . "}\n", workers =>
         location = /_c1 {
             internal;
             proxy_pass http://127.0.0.1:\$C1_TEST_PORT/mock/echo-messages;
+        }
+        location = /_c1_own {
+            internal;
+            proxy_pass http://127.0.0.1:$mock_port/c1;
         }
         location = /_c1_slow {
             internal;
@@ -416,6 +495,172 @@ for my $secret ($GoodPw, $BadPw) {
     unlike($access, qr/\Q$secret\E/, "the password $secret is not in the access log");
     ok(!grep({ defined && /\Q$secret\E/ } @responses), "the password $secret is in no response");
 }
+
+# --- a turn's end that cannot reach Redis ------------------------------------
+
+# a condition met within $secs (bounded polls)
+sub within {
+    my ($secs, $cond) = @_;
+    my $t0 = time;
+    while (time - $t0 < $secs) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+    return $cond->() ? 1 : 0;
+}
+
+# a crash in the error log (not the master's notice of the SIGCHLD a
+# worker stopped or continued sends it)
+my $Crash = qr/\[alert\]|\[emerg\]|exited on signal|signal (?!17 \(SIGCHLD\))\d+/;
+
+
+# Redis back: turns on the thread until one is 200 (bounded: 4 s); the
+# first 200 and the seconds it took from now
+sub free_again {
+    my ($thread, $prompt) = @_;
+    my $t0 = time;
+    my @seen;
+    while (time - $t0 < 4) {
+        my $r = turn('lost', $thread, $prompt);
+        push @seen, $r->{status} // 'none';
+        return ($r, time - $t0, \@seen) if ($r->{status} // 0) == 200;
+        sleep 0.1;
+    }
+    return (undef, 99, \@seen);
+}
+
+# one scenario: a first turn on $thread, then the turn $prompt sent and,
+# once C1 has it, $fault->($worker) (Redis goes); its answer, then Redis
+# restarted and the thread free again
+sub lost_turn {
+    my (%o) = @_;
+    my ($what, $thread, $prompt) = @o{qw(what thread prompt)};
+    my $lock = "c1:t:5:alice:$thread:k";
+
+    my @w = C1Nginx::workers();
+    my $r = turn('lost', $thread, 'first');
+    is("$r->{status} $r->{body}", '200 user:first', "$what: a first turn");
+    my $kept = req('GET', "/chat/lost?threadId=$thread")->{body};
+    like($kept, qr/"content":"first"/, "$what: the thread as it was");
+    my $failures = metric('c1_history_store_failures_total{store="lost",op="commit"}');
+    my $pos = length C1Nginx::error_log();
+    my $mpos = length $mock->error_log;
+
+    my $c = C1Client->new(port => $port, timeout => 10);
+    $c->send(C1Client::post($o{path} // '/chat/lost', 'application/json',
+                            qq({"prompt":"$prompt","threadId":"$thread"})));
+    ok(within(3, sub { substr($mock->error_log, $mpos) =~ /c1 got: \Q$prompt\E/ }),
+       "$what: C1 has the turn");
+    $o{fault}->($w[0], $mpos, $prompt);
+    $r = $c->response;
+    $c->close;
+    push @responses, $r->{body};
+
+    is($r->{status}, $o{status}, "$what: $o{status}")
+        or diag "its answer: " . ($r->{error} // 'complete') . ', '
+            . length($r->{body} // '') . ' bytes';
+    is($r->{body}, $o{body}, "$what: the whole answer");
+    ok($r->{complete}, "$what: the response ends as its framing says");
+    my $line = $o{not_kept}
+        ? qr/\[error\].*c1 history store "lost" did not keep this turn of thread "\Q$thread\E"/
+        : $o{log_line};
+    my $log;
+    within(2, sub { ($log = log_from($pos)) =~ $line });
+    like($log, $line, $o{not_kept}
+         ? "$what: the error log says the turn was not kept"
+         : "$what: the error log says why the turn failed");
+    unlike($log, qr/did not keep this turn/,
+           "$what: no turn was to be kept, none said not kept")
+        unless $o{not_kept};
+    # (the premise: the commit met the connection the killed Redis left:
+    # its write failed at once (EPIPE: 6bbd6d0 and before, which write at
+    # once), or the close was read in the same events, before the write
+    # that was to come after them (60d9f6d))
+    like($log, qr/\[info\].* send\(\) failed \(32: Broken pipe\)|\[error\].* c1: redis "lost" \S+: closed the connection/,
+         "$what: the commit met the connection Redis left")
+        if $o{epipe};
+    unlike($log, $Crash, "$what: no crash, no alert")
+        or diag $log;
+    is_deeply([C1Nginx::workers()], \@w, "$what: the worker is the same ($w[0])");
+    is(metric('c1_history_store_failures_total{store="lost",op="commit"}'),
+       $failures + ($o{not_kept} ? 1 : 0),
+       "$what: c1_history_store_failures_total{op=\"commit\"} "
+       . ($o{not_kept} ? 'counts it' : 'unchanged'));
+
+    # Redis back, with the lock the turn took (appendonly): freed by the
+    # module, not by its expiry 30 s later
+    $lost->restart;
+    my ($ok, $secs, $seen) = free_again($thread, 'next');
+    note sprintf "%s: Redis back: 200 after %.2f s (statuses: @$seen)",
+                 $what, $secs;
+    cmp_ok($secs, '<=', 2, "$what: Redis back: the next turn on the thread is 200 within 2 s")
+        or diag "statuses: @$seen; its lock: " . $lost->pttl($lock) . ' ms';
+    is($ok && $ok->{body}, 'user:first | assistant:user:first | user:next',
+       "$what: the next turn's answer: the thread without the lost turn");
+    is($lost->pttl($lock), -2, "$what: the lock key is gone");
+    $r = turn('lost', $thread, 'again');
+    is("$r->{status} $r->{body}",
+       '200 user:first | assistant:user:first | user:next'
+       . ' | assistant:user:first | assistant:user:first | user:next | user:again',
+       "$what: the turn after it: 200, the thread has both");
+    unlike(log_from($pos), $Crash, "$what: still no crash");
+    is_deeply([C1Nginx::workers()], \@w, "$what: still the same worker");
+}
+
+sub killed_while_stopped {
+    my ($w, $mpos, $prompt) = @_;
+    kill 'STOP', $w;
+    my $answered = within(3, sub {
+        substr($mock->error_log, $mpos) =~ /c1 answered: \Q$prompt\E/ });
+    $lost->kill;
+    kill 'CONT', $w;
+    ok($answered, 'C1 answered while the worker was stopped, Redis killed');
+}
+
+# (1) the worker stopped while C1 answers; Redis killed meanwhile; the
+# worker continued: C1's answer is the first thing it reads, the commit
+# goes to the connection Redis left (its write failed at once, EPIPE: it
+# crashed, signal 11, before 6bbd6d0)
+lost_turn(
+    what => 'Redis killed, the worker stopped: a commit',
+    thread => 's1', prompt => 'slow one',
+    fault => \&killed_while_stopped,
+    epipe => 1,
+    status => 200,
+    body => 'user:first | assistant:user:first | user:slow one',
+    not_kept => 1);
+
+# ... and the same for a streamed turn
+lost_turn(
+    what => 'Redis killed, the worker stopped: a streamed commit',
+    path => '/stream/lost',
+    thread => 's1s', prompt => 'slow one',
+    fault => \&killed_while_stopped,
+    epipe => 1,
+    status => 200,
+    body => 'user:first | assistant:user:first | user:slow one',
+    not_kept => 1);
+
+# (2) Redis killed while C1 answers: the commit cannot be sent; the lock
+# the turn took stayed until its expiry before 6bbd6d0 (409 thread_busy)
+lost_turn(
+    what => 'a commit not sent',
+    thread => 'c2', prompt => 'slow two',
+    fault => sub { $lost->kill },
+    status => 200,
+    body => 'user:first | assistant:user:first | user:slow two',
+    not_kept => 1);
+
+# (3) a turn that fails at C1 (500) while Redis is down: its end (the
+# unlock) cannot be sent; the same stale lock before 6bbd6d0
+lost_turn(
+    what => 'an end not sent',
+    thread => 'e3', prompt => 'fail three',
+    fault => sub { $lost->kill },
+    status => 500,
+    body => '{"error":{"message":"C1 answered HTTP 500","type":"upstream_error","param":null,"code":"c1_error"}}',
+    log_line => qr/\[error\].*c1: C1 answered HTTP 500/,
+    not_kept => 0);
 
 C1Nginx::stop();
 done_testing();
