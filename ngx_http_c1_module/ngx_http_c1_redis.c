@@ -62,6 +62,7 @@ typedef struct {
     ngx_msec_t                  retry_at;      /* no connect before */
     ngx_msec_t                  backoff;
     uint32_t                    cause;         /* the last one logged */
+    ngx_queue_t                 unlocks;       /* waiting for a connection */
 } ngx_http_c1_redis_server_t;
 
 
@@ -125,11 +126,13 @@ struct ngx_http_c1_redis_cmd_s {
  * request went, and Redis may still run it): freed by its token.
  */
 typedef struct {
+    ngx_queue_t                 queue;         /* in the server's unlocks */
     ngx_http_c1_redis_t        *redis;
     ngx_uint_t                  server;
     ngx_uint_t                  tries;
     uint64_t                    token;
     ngx_event_t                 timer;
+    unsigned                    waiting:1;     /* in the queue */
     size_t                      lock_len;
     u_char                      lock[1];
 } ngx_http_c1_redis_unlock_t;
@@ -247,6 +250,9 @@ static void ngx_http_c1_redis_log(ngx_http_c1_redis_t *redis,
 static void ngx_http_c1_redis_unlock(ngx_http_c1_redis_t *redis,
     ngx_http_c1_redis_cmd_t *cmd, ngx_msec_t delay);
 static void ngx_http_c1_redis_unlock_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_c1_redis_unlock_send(ngx_http_c1_redis_unlock_t *u,
+    ngx_http_c1_redis_conn_t *conn);
+static void ngx_http_c1_redis_unlock_waiting(ngx_http_c1_redis_conn_t *conn);
 static size_t ngx_http_c1_redis_size(redisReply *reply);
 static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
@@ -502,6 +508,8 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             server[i].conns[n].server = &server[i];
             ngx_queue_init(&server[i].conns[n].sent);
         }
+
+        ngx_queue_init(&server[i].unlocks);
     }
 
     if (ngx_http_c1_redis_ring(cf, redis) != NGX_OK) {
@@ -1304,6 +1312,8 @@ ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
             goto failed;
         }
     }
+
+    ngx_http_c1_redis_unlock_waiting(conn);
 
     return NGX_OK;           /* NGX_AGAIN: the write event says connected */
 
@@ -2310,9 +2320,44 @@ ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
 {
     ngx_http_c1_redis_unlock_t *u = ev->data;
 
-    size_t       len[5];
-    u_char       token[NGX_INT64_LEN];
-    const char  *argv[5];
+    ngx_http_c1_redis_server_t  *s;
+
+    s = &((ngx_http_c1_redis_server_t *) u->redis->servers.elts)[u->server];
+
+    if (u->waiting) {
+        ngx_queue_remove(&u->queue);
+        u->waiting = 0;
+    }
+
+    if (ngx_http_c1_redis_unlock_send(u, NULL) != NGX_OK
+        && ++u->tries < NGX_HTTP_C1_REDIS_UNLOCKS)
+    {
+        /* tried again later, or at once on the next new connection */
+
+        ngx_queue_insert_tail(&s->unlocks, &u->queue);
+        u->waiting = 1;
+
+        ngx_add_timer(&u->timer, 250 * u->tries);
+        return;
+    }
+
+    ngx_free(u);
+}
+
+
+/*
+ * The END of a lock: on the connection given (a new one, ahead of what
+ * waits for it) or on any of the server's.
+ */
+
+static ngx_int_t
+ngx_http_c1_redis_unlock_send(ngx_http_c1_redis_unlock_t *u,
+    ngx_http_c1_redis_conn_t *conn)
+{
+    size_t                    len[5];
+    u_char                    token[NGX_INT64_LEN];
+    const char               *argv[5];
+    ngx_http_c1_redis_cmd_t  *cmd;
 
     ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_END);
     argv[2] = "1";
@@ -2323,16 +2368,57 @@ ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
     len[3] = u->lock_len;
     len[4] = ngx_sprintf(token, "%uL", u->token) - token;
 
-    if (ngx_http_c1_redis_send(u->redis, u->server, NGX_HTTP_C1_REDIS_QUIET,
-                               NULL, 5, argv, len, NULL, 0)
-        != NGX_OK
-        && ++u->tries < NGX_HTTP_C1_REDIS_UNLOCKS)
-    {
-        ngx_add_timer(&u->timer, 250 * u->tries);
-        return;
+    if (conn == NULL) {
+        return ngx_http_c1_redis_send(u->redis, u->server,
+                                      NGX_HTTP_C1_REDIS_QUIET, NULL, 5, argv,
+                                      len, NULL, 0);
     }
 
-    ngx_free(u);
+    cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
+    cmd->kind = NGX_HTTP_C1_REDIS_QUIET;
+    cmd->server = u->server;
+
+    if (ngx_http_c1_redis_queue(conn, cmd, 5, argv, len) != NGX_OK) {
+        ngx_free(cmd);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a new connection: the locks that wait for one go first */
+
+static void
+ngx_http_c1_redis_unlock_waiting(ngx_http_c1_redis_conn_t *conn)
+{
+    ngx_queue_t                 *q;
+    ngx_http_c1_redis_unlock_t  *u;
+    ngx_http_c1_redis_server_t  *s;
+
+    s = conn->server;
+
+    while (!ngx_queue_empty(&s->unlocks)) {
+        q = ngx_queue_head(&s->unlocks);
+        u = ngx_queue_data(q, ngx_http_c1_redis_unlock_t, queue);
+
+        if (ngx_http_c1_redis_unlock_send(u, conn) != NGX_OK) {
+            return;                         /* its timer tries again */
+        }
+
+        ngx_queue_remove(q);
+
+        if (u->timer.timer_set) {
+            ngx_del_timer(&u->timer);
+        }
+
+        ngx_free(u);
+    }
 }
 
 
@@ -2370,6 +2456,7 @@ ngx_http_c1_redis_exit(ngx_http_c1_store_t *store)
     ngx_http_c1_redis_t         *redis;
     ngx_http_c1_redis_cmd_t     *cmd;
     ngx_http_c1_redis_conn_t    *conn;
+    ngx_http_c1_redis_unlock_t  *u;
     ngx_http_c1_redis_server_t  *s;
 
     redis = store->data;
@@ -2410,6 +2497,19 @@ ngx_http_c1_redis_exit(ngx_http_c1_store_t *store)
                 conn->out = NULL;
                 conn->out_size = 0;
             }
+        }
+
+        while (!ngx_queue_empty(&s[i].unlocks)) {
+            q = ngx_queue_head(&s[i].unlocks);
+            ngx_queue_remove(q);
+
+            u = ngx_queue_data(q, ngx_http_c1_redis_unlock_t, queue);
+
+            if (u->timer.timer_set) {
+                ngx_del_timer(&u->timer);
+            }
+
+            ngx_free(u);
         }
     }
 }
