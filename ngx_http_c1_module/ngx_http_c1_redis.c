@@ -1127,12 +1127,14 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     }
 
     /*
-     * written once the events at hand are handled: the commands of every
-     * request served meanwhile go out in one write (the write handler)
+     * written at once: a turn's commit is in Redis's hands before its
+     * answer's end is sent, so that the client's next turn (on any node)
+     * finds it (a connection that fails here fails the command with it,
+     * and its operation learns that after the run: see below)
      */
 
-    if (conn->connected && !conn->peer.connection->write->posted) {
-        ngx_post_event(conn->peer.connection->write, &ngx_posted_events);
+    if (conn->connected) {
+        (void) ngx_http_c1_redis_flush(conn);
     }
 
     return NGX_OK;
