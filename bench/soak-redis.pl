@@ -20,7 +20,9 @@
 #  - every answer right, or a documented error: 503 history_unavailable
 #    only for a request that overlapped the restart window (from the kill
 #    to Redis back + 1 s backoff + timeout + slack), 409 thread_busy only
-#    for racing turns; no request longer than --max-wait seconds;
+#    for racing turns, or in that window on a thread whose turn the
+#    restart cut (its lock freed once its worker reconnects); no request
+#    longer than --max-wait seconds;
 #  - no thread out of order, half-written (a user message without its
 #    answer), missing a turn answered outside the window, or another
 #    owner's: through every answer, every GET of a thread, and a last GET
@@ -511,13 +513,19 @@ sub check_event {
         if $dur > $o{'max-wait'} * ($e->{race} ? 2 : 1);
     my $key = defined $e->{thread} ? "$owner $e->{thread}" : undef;
     my $m = defined $key ? ($model{$key} //= []) : undef;
-    # 409 thread_busy where no turn of ours runs: is it a lock left by a
-    # turn of the restart window, whose commit failed (held till it
-    # expires)? Still wrong, but said so
+    # 409 thread_busy where no turn of ours runs: a lock left by a turn
+    # of the restart window (its commit or end could not be sent). In the
+    # window it is documented (the worker that ran that turn frees it on
+    # its next connection, within its reconnect backoff); after it, the
+    # lock was held till it expires: wrong, and said so
     my $stale = sub {
         my ($what, $quiet) = @_;
         return 0 unless $window_turn{$key} && @$w
             && $e->{t0} < $w->[1] + $lock_ms / 1000 + 1;
+        if ($win) {
+            $n{'409 of a turn the restart cut, in the window'}++;
+            return 1;
+        }
         $n{'409 stale lock'}++;
         wrong(sprintf "%s: %s: 409 thread_busy %.1f s after Redis was "
               . "back: a lock left by this thread's turn of the restart "
@@ -756,7 +764,8 @@ printf "Soak (Redis): %d s measured (and warm-up rounds), %d clients, %d "
     $o{'no-restart'} ? 'not restarted' : "restarted ($o{restart})",
     $n{requests} // 0;
 printf "  %-22s %d\n", $_, $n{$_} // 0
-    for 'right', '503 in the window', '409 of a racing turn', 'wrong';
+    for 'right', '503 in the window', '409 of a racing turn',
+        '409 of a turn the restart cut, in the window', 'wrong';
 printf "  of the wrong: 409 thread_busy where none of our turns ran, on "
     . "threads with a turn in the restart window: %d\n", $n{'409 stale lock'}
     if $n{'409 stale lock'};

@@ -30,7 +30,9 @@
 #define NGX_HTTP_C1_REDIS_POINTS     160       /* per server on the ring */
 #define NGX_HTTP_C1_REDIS_LOCK       30000     /* ms a lock lives */
 #define NGX_HTTP_C1_REDIS_RENEW_MS   10000     /* and is renewed */
-#define NGX_HTTP_C1_REDIS_UNLOCKS    12        /* tries to free one */
+#define NGX_HTTP_C1_REDIS_UNLOCKS    300       /* tries to free one, */
+#define NGX_HTTP_C1_REDIS_UNLOCK_MS  100       /* this far apart: as long
+                                                  as the lock lives */
 #define NGX_HTTP_C1_REDIS_READ       16384
 #define NGX_HTTP_C1_REDIS_BACKOFF    1000      /* the longest, ms */
 
@@ -2339,7 +2341,7 @@ ngx_http_c1_redis_unlock_handler(ngx_event_t *ev)
         ngx_queue_insert_tail(&s->unlocks, &u->queue);
         u->waiting = 1;
 
-        ngx_add_timer(&u->timer, 250 * u->tries);
+        ngx_add_timer(&u->timer, NGX_HTTP_C1_REDIS_UNLOCK_MS);
         return;
     }
 
