@@ -20,7 +20,6 @@
 
 
 #include "ngx_http_c1_module.h"
-#include "ngx_http_c1_api.h"
 
 
 static void ngx_http_c1_cleanup(void *data);
@@ -406,12 +405,9 @@ static ngx_int_t
 ngx_http_c1_turn_thread(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_loc_conf_t *lcf)
 {
-    u_char              *title;
     ngx_int_t            rc;
-    ngx_uint_t           i;
     c1_request_t        *req;
     ngx_http_c1_err_e    id;
-    ngx_http_c1_msg_t   *m;
 
     req = &ctx->req;
 
@@ -431,73 +427,8 @@ ngx_http_c1_turn_thread(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
     ctx->openui = req->openui;
 
-    if (ctx->openui) {
-        if (ngx_http_c1_thread_keep(r, ctx, req) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-    } else {
-
-        /* C1Chat's prompt under prompt.id, its answer under responseId */
-
-        m = ngx_pcalloc(r->pool, sizeof(ngx_http_c1_msg_t));
-        if (m == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        m->role = C1_ROLE_USER;
-        m->content.len = req->prompt_len;
-        m->content.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
-                                          req->prompt_len,
-                                          (u_char *) req->prompt });
-        m->id.len = req->prompt_id_len;
-        m->id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
-                                     req->prompt_id_len,
-                                     (u_char *) req->prompt_id });
-
-        ctx->answer_id.len = req->response_id_len;
-        ctx->answer_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
-                                              req->response_id_len,
-                                              (u_char *) req->response_id });
-
-        if (m->content.data == NULL || m->id.data == NULL
-            || ctx->answer_id.data == NULL)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (m->id.len == 0) {
-            m->id.data = ngx_pnalloc(r->pool, C1_UUID_LEN);
-
-            if (m->id.data == NULL || c1_uuid((char *) m->id.data) != C1_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            m->id.len = C1_UUID_LEN;
-        }
-
-        ctx->keep = m;
-        ctx->nkeep = 1;
-    }
-
-    /* a thread this turn makes takes its title from the first prompt */
-
-    for (i = 0; i < ctx->nkeep; i++) {
-        if (ctx->keep[i].role != C1_ROLE_USER) {
-            continue;
-        }
-
-        title = ngx_pnalloc(r->pool, C1_TITLE_AUTO_MAX * 4 + 1);
-        if (title == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->title.data = title;
-        ctx->title.len = c1_title_from_content(ctx->keep[i].content.data,
-                                               ctx->keep[i].content.len,
-                                               title);
-        break;
+    if (ngx_http_c1_thread_keep(r, ctx, req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_c1_thread_begin(r, ctx, ngx_http_c1_turn_begun);

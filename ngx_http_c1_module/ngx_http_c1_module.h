@@ -415,7 +415,6 @@ uint64_t ngx_http_c1_process_start(ngx_pid_t pid);
 /* ngx_http_c1_redis.c: the store in Redis */
 char *ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_c1_redis_hold(ngx_http_c1_store_op_t *op);
 
 /* ngx_http_c1_thread.c: owners, a turn's store operations, the API */
 ngx_int_t ngx_http_c1_thread_api_handler(ngx_http_request_t *r);

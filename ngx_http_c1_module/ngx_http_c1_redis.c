@@ -225,6 +225,9 @@ static ngx_int_t ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn);
 static ngx_int_t ngx_http_c1_redis_queue(ngx_http_c1_redis_conn_t *conn,
     ngx_http_c1_redis_cmd_t *cmd, ngx_uint_t argc, const char **argv,
     const size_t *argvlen);
+static ngx_int_t ngx_http_c1_redis_queue_kind(
+    ngx_http_c1_redis_conn_t *conn, ngx_http_c1_redis_kind_e kind,
+    ngx_uint_t argc, const char **argv, const size_t *argvlen);
 static void ngx_http_c1_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_c1_redis_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_c1_redis_flush(ngx_http_c1_redis_conn_t *conn);
@@ -256,6 +259,7 @@ static ngx_int_t ngx_http_c1_redis_unlock_send(ngx_http_c1_redis_unlock_t *u,
     ngx_http_c1_redis_conn_t *conn);
 static void ngx_http_c1_redis_unlock_waiting(ngx_http_c1_redis_conn_t *conn);
 static size_t ngx_http_c1_redis_size(redisReply *reply);
+static ngx_int_t ngx_http_c1_redis_hold(ngx_http_c1_store_op_t *op);
 static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
 static u_char *ngx_http_c1_redis_key(ngx_pool_t *pool, ngx_str_t *prefix,
@@ -799,7 +803,6 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     ngx_http_c1_msg_t      *m;
     ngx_http_c1_redis_t    *redis;
     ngx_http_c1_redis_cmd_t   end;
-    ngx_http_c1_redis_kind_e  kind;
     u_char                  now[NGX_INT64_LEN], inactive[NGX_INT64_LEN];
     u_char                  max[NGX_INT64_LEN], ttl[NGX_INT64_LEN];
     u_char                  nmsgs[NGX_INT64_LEN], cursor[NGX_INT64_LEN + 1];
@@ -849,7 +852,6 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
 
     argc = 3;
     nkeys = 0;
-    kind = NGX_HTTP_C1_REDIS_OP;
 
 #define ngx_http_c1_arg(s, l)                                                 \
     argv[argc] = (const char *) (s); len[argc] = (l); argc++
@@ -1022,8 +1024,7 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     argv[2] = (const char *) p;
     len[2] = ngx_sprintf(p, "%ui", nkeys) - p;
 
-    return ngx_http_c1_redis_send(redis, server, kind,
-                                  kind == NGX_HTTP_C1_REDIS_QUIET ? NULL : op,
+    return ngx_http_c1_redis_send(redis, server, NGX_HTTP_C1_REDIS_OP, op,
                                   argc, argv, len, list, part);
 }
 
@@ -1192,7 +1193,6 @@ ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
     u_char                       db[NGX_INT_T_LEN];
     ngx_connection_t            *c;
     ngx_http_c1_redis_t         *redis;
-    ngx_http_c1_redis_cmd_t     *cmd;
     ngx_http_c1_redis_server_t  *s;
 
     redis = conn->redis;
@@ -1256,63 +1256,48 @@ ngx_http_c1_redis_connect(ngx_http_c1_redis_conn_t *conn)
     /* the greeting: AUTH, SELECT, ahead of every command */
 
     if (redis->password.len) {
-        cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
-        if (cmd == NULL) {
-            goto failed;
-        }
-
-        ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
-        cmd->kind = NGX_HTTP_C1_REDIS_HELLO_AUTH;
-
         argv[0] = "AUTH";
         len[0] = 4;
         argv[1] = (const char *) redis->password.data;
         len[1] = redis->password.len;
 
-        if (ngx_http_c1_redis_queue(conn, cmd, 2, argv, len) != NGX_OK) {
-            ngx_free(cmd);
+        if (ngx_http_c1_redis_queue_kind(conn, NGX_HTTP_C1_REDIS_HELLO_AUTH,
+                                         2, argv, len)
+            != NGX_OK)
+        {
             goto failed;
         }
     }
 
     if (redis->db) {
-        cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
-        if (cmd == NULL) {
-            goto failed;
-        }
-
-        ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
-        cmd->kind = NGX_HTTP_C1_REDIS_HELLO_SELECT;
-
         argv[0] = "SELECT";
         len[0] = 6;
         argv[1] = (const char *) db;
         len[1] = ngx_sprintf(db, "%i", redis->db) - db;
 
-        if (ngx_http_c1_redis_queue(conn, cmd, 2, argv, len) != NGX_OK) {
-            ngx_free(cmd);
+        if (ngx_http_c1_redis_queue_kind(conn,
+                                         NGX_HTTP_C1_REDIS_HELLO_SELECT,
+                                         2, argv, len)
+            != NGX_OK)
+        {
             goto failed;
         }
     }
 
+    script[0] = "SCRIPT";
+    slen[0] = 6;
+    script[1] = "LOAD";
+    slen[1] = 4;
+
     for (i = 0; i < NGX_HTTP_C1_SCRIPTS; i++) {
-        cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
-        if (cmd == NULL) {
-            goto failed;
-        }
-
-        ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
-        cmd->kind = NGX_HTTP_C1_REDIS_HELLO_SCRIPT;
-
-        script[0] = "SCRIPT";
-        slen[0] = 6;
-        script[1] = "LOAD";
-        slen[1] = 4;
         script[2] = ngx_http_c1_redis_scripts[i].text;
         slen[2] = ngx_strlen(script[2]);
 
-        if (ngx_http_c1_redis_queue(conn, cmd, 3, script, slen) != NGX_OK) {
-            ngx_free(cmd);
+        if (ngx_http_c1_redis_queue_kind(conn,
+                                         NGX_HTTP_C1_REDIS_HELLO_SCRIPT,
+                                         3, script, slen)
+            != NGX_OK)
+        {
             goto failed;
         }
     }
@@ -1389,6 +1374,33 @@ ngx_http_c1_redis_queue(ngx_http_c1_redis_conn_t *conn,
 
     if (conn->peer.connection) {
         conn->peer.connection->idle = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a command of the connection's own (nobody's operation), queued */
+
+static ngx_int_t
+ngx_http_c1_redis_queue_kind(ngx_http_c1_redis_conn_t *conn,
+    ngx_http_c1_redis_kind_e kind, ngx_uint_t argc, const char **argv,
+    const size_t *argvlen)
+{
+    ngx_http_c1_redis_cmd_t  *cmd;
+
+    cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
+    cmd->kind = kind;
+    cmd->server = conn->server->index;
+
+    if (ngx_http_c1_redis_queue(conn, cmd, argc, argv, argvlen) != NGX_OK) {
+        ngx_free(cmd);
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -1834,7 +1846,6 @@ ngx_http_c1_redis_result(ngx_http_c1_store_op_t *op, redisReply *reply,
     redisReply           **e, *a;
     ngx_http_c1_meta_t    *metas;
     double                *scores;
-    ngx_http_c1_redis_t   *redis;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
@@ -1957,9 +1968,6 @@ ngx_http_c1_redis_result(ngx_http_c1_store_op_t *op, redisReply *reply,
         if (list == NULL) {
 
             /* one server: its page is the page */
-
-            redis = op->store->data;
-            (void) redis;
 
             op->metas = metas;
             op->nmetas = ngx_min(n, op->limit);
@@ -2200,7 +2208,7 @@ ngx_http_c1_redis_log(ngx_http_c1_redis_t *redis,
  * runs (a worker that dies leaves a lock that soon expires).
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_c1_redis_hold(ngx_http_c1_store_op_t *op)
 {
     ngx_pool_cleanup_t         *cln;
@@ -2358,10 +2366,9 @@ static ngx_int_t
 ngx_http_c1_redis_unlock_send(ngx_http_c1_redis_unlock_t *u,
     ngx_http_c1_redis_conn_t *conn)
 {
-    size_t                    len[5];
-    u_char                    token[NGX_INT64_LEN];
-    const char               *argv[5];
-    ngx_http_c1_redis_cmd_t  *cmd;
+    size_t       len[5];
+    u_char       token[NGX_INT64_LEN];
+    const char  *argv[5];
 
     ngx_http_c1_redis_script(argv, len, NGX_HTTP_C1_SCRIPT_END);
     argv[2] = "1";
@@ -2378,21 +2385,8 @@ ngx_http_c1_redis_unlock_send(ngx_http_c1_redis_unlock_t *u,
                                       len, NULL, 0);
     }
 
-    cmd = ngx_alloc(sizeof(ngx_http_c1_redis_cmd_t), ngx_cycle->log);
-    if (cmd == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(cmd, sizeof(ngx_http_c1_redis_cmd_t));
-    cmd->kind = NGX_HTTP_C1_REDIS_QUIET;
-    cmd->server = u->server;
-
-    if (ngx_http_c1_redis_queue(conn, cmd, 5, argv, len) != NGX_OK) {
-        ngx_free(cmd);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_http_c1_redis_queue_kind(conn, NGX_HTTP_C1_REDIS_QUIET, 5,
+                                        argv, len);
 }
 
 

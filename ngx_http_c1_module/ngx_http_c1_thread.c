@@ -84,6 +84,8 @@ static ngx_int_t ngx_http_c1_api_store_error(ngx_http_request_t *r,
 static ngx_int_t ngx_http_c1_json(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_uint_t status, char *json, size_t len);
 static void ngx_http_c1_meta(ngx_http_c1_meta_t *m, c1_api_thread_t *t);
+static c1_api_msg_t *ngx_http_c1_api_msgs(ngx_pool_t *pool,
+    ngx_http_c1_msg_t *m, ngx_uint_t n);
 
 
 static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
@@ -173,27 +175,70 @@ ngx_http_c1_thread_begin(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 }
 
 
-/* what a turn keeps of the client's messages (OpenUI's turn) */
+/*
+ * What a turn keeps: C1Chat's prompt under prompt.id (its answer under
+ * responseId), or OpenUI's messages; and the title a thread this turn
+ * makes takes, from the first user message.
+ */
 
 ngx_int_t
 ngx_http_c1_thread_keep(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     c1_request_t *req)
 {
-    ngx_array_t  *a;
+    u_char             *title;
+    ngx_uint_t          i;
+    ngx_array_t        *a;
+    ngx_http_c1_msg_t  *m;
 
     a = ngx_array_create(r->pool, 8, sizeof(ngx_http_c1_msg_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
 
-    if (c1_request_keep(req, ngx_http_c1_keep_msg, a)
-        != C1_OK)
-    {
-        return NGX_ERROR;
+    if (req->openui) {
+        if (c1_request_keep(req, ngx_http_c1_keep_msg, a) != C1_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        if (ngx_http_c1_keep_msg(a, req->prompt_id_len
+                                    ? (u_char *) req->prompt_id : NULL,
+                                 req->prompt_id_len, C1_ROLE_USER,
+                                 (u_char *) req->prompt, req->prompt_len)
+            != C1_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->answer_id.len = req->response_id_len;
+        ctx->answer_id.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                              req->response_id_len,
+                                              (u_char *) req->response_id });
+        if (ctx->answer_id.data == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     ctx->keep = a->elts;
     ctx->nkeep = a->nelts;
+
+    for (i = 0; i < ctx->nkeep; i++) {
+        m = &ctx->keep[i];
+
+        if (m->role != C1_ROLE_USER) {
+            continue;
+        }
+
+        title = ngx_pnalloc(r->pool, C1_TITLE_AUTO_MAX * 4 + 1);
+        if (title == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->title.data = title;
+        ctx->title.len = c1_title_from_content(m->content.data,
+                                               m->content.len, title);
+        break;
+    }
 
     return NGX_OK;
 }
@@ -955,19 +1000,9 @@ ngx_http_c1_api_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         break;
 
     case NGX_HTTP_C1_STORE_GET:
-        msgs = ngx_palloc(r->pool, (op->nout ? op->nout : 1)
-                                   * sizeof(c1_api_msg_t));
+        msgs = ngx_http_c1_api_msgs(r->pool, op->out, op->nout);
         if (msgs == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        for (i = 0; i < op->nout; i++) {
-            msgs[i].id.data = op->out[i].id.data;
-            msgs[i].id.len = op->out[i].id.len;
-            msgs[i].role = (op->out[i].role == C1_ROLE_USER) ? "user"
-                                                             : "assistant";
-            msgs[i].content.data = op->out[i].content.data;
-            msgs[i].content.len = op->out[i].content.len;
         }
 
         json = c1_api_render_messages(msgs, op->nout, &len);
@@ -990,16 +1025,10 @@ ngx_http_c1_api_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                                          sizeof("{\"deleted\":true}") - 1);
 
     case NGX_HTTP_C1_STORE_REPLACE:
-        msgs = ngx_palloc(r->pool, sizeof(c1_api_msg_t));
+        msgs = ngx_http_c1_api_msgs(r->pool, op->out, 1);
         if (msgs == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        msgs->id.data = op->out->id.data;
-        msgs->id.len = op->out->id.len;
-        msgs->role = (op->out->role == C1_ROLE_USER) ? "user" : "assistant";
-        msgs->content.data = op->out->content.data;
-        msgs->content.len = op->out->content.len;
 
         json = c1_api_render_message(msgs, &len);
         break;
@@ -1089,4 +1118,29 @@ ngx_http_c1_meta(ngx_http_c1_meta_t *m, c1_api_thread_t *t)
     t->title.len = m->title.len;
     t->created = m->created;
     t->updated = m->updated;
+}
+
+
+/* the store's messages as the API renders them */
+
+static c1_api_msg_t *
+ngx_http_c1_api_msgs(ngx_pool_t *pool, ngx_http_c1_msg_t *m, ngx_uint_t n)
+{
+    ngx_uint_t     i;
+    c1_api_msg_t  *msgs;
+
+    msgs = ngx_palloc(pool, (n ? n : 1) * sizeof(c1_api_msg_t));
+    if (msgs == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        msgs[i].id.data = m[i].id.data;
+        msgs[i].id.len = m[i].id.len;
+        msgs[i].role = (m[i].role == C1_ROLE_USER) ? "user" : "assistant";
+        msgs[i].content.data = m[i].content.data;
+        msgs[i].content.len = m[i].content.len;
+    }
+
+    return msgs;
 }
