@@ -194,34 +194,6 @@ sub measure {
                           C1Bench::fds($_, $mock_port)] } @all_workers };
 }
 
-# a response: (status, headers, body, ended), the body de-chunked
-sub parse {
-    my ($res) = @_;
-    my $i = index($res, "\r\n\r\n");
-    return (0, '', '', 0) if $i < 0;
-    my $head = substr($res, 0, $i);
-    my $rest = substr($res, $i + 4);
-    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
-
-    if ($head =~ /^Transfer-Encoding: chunked\r?$/mi) {
-        my $body = '';
-        while ($rest =~ /\A([0-9a-fA-F]+)\r\n/) {
-            my $len = hex $1;
-            my $at = length($1) + 2;
-            return ($status, $head, $body, 0)
-                if length($rest) < $at + $len + 2;
-            return ($status, $head, $body, substr($rest, $at, 2) eq "\r\n")
-                if $len == 0;
-            $body .= substr($rest, $at, $len);
-            $rest = substr($rest, $at + $len + 2);
-        }
-        return ($status, $head, $body, 0);
-    }
-
-    my ($len) = $head =~ /^Content-Length: (\d+)\r?$/mi;
-    $len //= 0 if $status && ($status == 204 || $status == 304);
-    return ($status, $head, $rest, defined $len && length($rest) == $len);
-}
 
 # send(NODE, METHOD, PATH, OWNER, BODY): a socket with the request written
 sub send_req {
@@ -253,7 +225,7 @@ sub recv_res {
         $res .= $buf;
     }
     close $s;
-    my ($status, undef, $body, $ended) = parse($res);
+    my ($status, undef, $body, $ended) = C1Bench::parse_response($res);
     my ($code) = $body =~ /"code":"([a-z_]+)"/;
     return ($status || 0, $body, $code // '', $ended);
 }

@@ -144,34 +144,6 @@ sub measure {
                           C1Bench::rss_kb($_)] } @pids };
 }
 
-# a response: (status, headers, body, ended) with the body de-chunked;
-# ended: the body arrived whole (its last chunk or its Content-Length)
-sub parse {
-    my ($res) = @_;
-    my $i = index($res, "\r\n\r\n");
-    return (0, '', '', 0) if $i < 0;
-    my $head = substr($res, 0, $i);
-    my $rest = substr($res, $i + 4);
-    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
-
-    if ($head =~ /^Transfer-Encoding: chunked\r?$/mi) {
-        my $body = '';
-        while ($rest =~ /\A([0-9a-fA-F]+)\r\n/) {
-            my $len = hex $1;
-            my $at = length($1) + 2;
-            return ($status, $head, $body, 0)
-                if length($rest) < $at + $len + 2;
-            return ($status, $head, $body, substr($rest, $at, 2) eq "\r\n")
-                if $len == 0;
-            $body .= substr($rest, $at, $len);
-            $rest = substr($rest, $at + $len + 2);
-        }
-        return ($status, $head, $body, 0);
-    }
-
-    my ($len) = $head =~ /^Content-Length: (\d+)\r?$/mi;
-    return ($status, $head, $rest, defined $len && length($rest) == $len);
-}
 
 sub http {
     my ($path, $body, $abort) = @_;
@@ -235,7 +207,7 @@ sub client {
         if ($slow) {
             $kind = $turn++ % 2 ? 'slow-stream' : 'slow';
             $res = slow_http("/$kind", '{"prompt":"a long answer"}');
-            my ($status, undef, $body, $ended) = parse($res);
+            my ($status, undef, $body, $ended) = C1Bench::parse_response($res);
             $ok = $status && $status == 200 && $ended && $body eq $slow_expect;
         } else {
             my $k = int rand 5;
@@ -290,7 +262,7 @@ sub client {
 
         $n{$kind}[1]++;
         if (@wrong < 3) {
-            my ($status, undef, $body, $ended) = parse($res);
+            my ($status, undef, $body, $ended) = C1Bench::parse_response($res);
             my $tail = substr($res, -60);
             $tail =~ s/([^\x20-\x7e])/sprintf('\\x%02x', ord $1)/ge;
             push @wrong, sprintf("%s: status %s, %d body bytes, %s, "

@@ -308,6 +308,37 @@ sub request {
 
 package C1Bench;
 
+# a response: (status, headers, body, ended) with the body de-chunked;
+# ended: the body arrived whole (its last chunk, its Content-Length, or
+# none needed: 204, 304)
+sub parse_response {
+    my ($res) = @_;
+    my $i = index($res, "\r\n\r\n");
+    return (0, '', '', 0) if $i < 0;
+    my $head = substr($res, 0, $i);
+    my $rest = substr($res, $i + 4);
+    my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
+
+    if ($head =~ /^Transfer-Encoding: chunked\r?$/mi) {
+        my $body = '';
+        while ($rest =~ /\A([0-9a-fA-F]+)\r\n/) {
+            my $len = hex $1;
+            my $at = length($1) + 2;
+            return ($status, $head, $body, 0)
+                if length($rest) < $at + $len + 2;
+            return ($status, $head, $body, substr($rest, $at, 2) eq "\r\n")
+                if $len == 0;
+            $body .= substr($rest, $at, $len);
+            $rest = substr($rest, $at + $len + 2);
+        }
+        return ($status, $head, $body, 0);
+    }
+
+    my ($len) = $head =~ /^Content-Length: (\d+)\r?$/mi;
+    $len //= 0 if $status && ($status == 204 || $status == 304);
+    return ($status, $head, $rest, defined $len && length($rest) == $len);
+}
+
 # keeps the exit status: stop()'s system() would set $? to 0
 END {
     local $?;
