@@ -480,6 +480,26 @@ is(turn('small', 'big', $big)->{status}, 200, 'max_reply=1k: a turn of 1500 byte
 }
 is(turn('small', 'short', 'hi')->{status}, 200, 'max_reply=1k: a thread of small replies works');
 
+# the scripts flushed from Redis (SCRIPT FLUSH): the connection that finds
+# them gone gives one 503 and goes; the next loads them again
+is(turn('wt', 'sf', 'one')->{status}, 200, 'SCRIPT FLUSH: a turn before');
+is($aof->cli('SCRIPT', 'FLUSH'), 'OK', 'SCRIPT FLUSH done');
+{
+    my $pos = length C1Nginx::error_log();
+    my $calls = mock_calls();
+    my $r = turn('wt', 'sf', 'two');
+    is($r->{status}, 503, 'SCRIPT FLUSH: the next turn: 503');
+    like($r->{body}, qr/"code":"history_unavailable"/,
+         'SCRIPT FLUSH: history_unavailable');
+    is(mock_calls(), $calls, 'SCRIPT FLUSH: C1 was not called');
+    like(log_from($pos), qr/\[error\] .*c1: redis "wt" \S+: answered an error: NOSCRIPT/,
+         'SCRIPT FLUSH: the cause logged');
+    $r = turn('wt', 'sf', 'three');
+    is($r->{status}, 200, 'SCRIPT FLUSH: then a new connection loads them: 200');
+    like($r->{body}, qr/user:one \| assistant:.* \| user:three\z/,
+         'SCRIPT FLUSH: with the history kept before it');
+}
+
 # --- no crash, no password anywhere ----------------------------------------
 
 $log = C1Nginx::error_log();
