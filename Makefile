@@ -39,7 +39,8 @@ PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_sse.c \
                $(SRC_DIR)/ngx_http_c1_relay.c \
                $(SRC_DIR)/ngx_http_c1_history.c \
-               $(SRC_DIR)/ngx_http_c1_api.c
+               $(SRC_DIR)/ngx_http_c1_api.c \
+               $(SRC_DIR)/ngx_http_c1_bucket.c
 
 CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \

@@ -138,6 +138,9 @@ static ngx_http_c1_error_row_t  ngx_http_c1_errors[NGX_HTTP_C1_ERR_LAST] = {
       NULL, "the thread store cannot be reached now", NGX_LOG_INFO, NULL,
       NGX_HTTP_C1_OUTCOME_UPSTREAM },
 
+    /* NGX_HTTP_C1_ERR_RATE_LIMITED: c1_limit_tokens' words (logged there) */
+    { 0, NULL, NULL, NULL, NULL, 0, NULL, NGX_HTTP_C1_OUTCOME_LIMITED },
+
     /* NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE */
     { NGX_HTTP_BAD_GATEWAY, "upstream_error", "answer_too_large", NULL,
       "C1's answer is larger than this server accepts", NGX_LOG_ERR,

@@ -35,6 +35,8 @@ static ngx_int_t ngx_http_c1_turn_call(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_turn(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_turn_go(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
 static void ngx_http_c1_settings(ngx_http_c1_loc_conf_t *lcf,
     c1_settings_t *s);
 static void ngx_http_c1_run(ngx_http_request_t *r);
@@ -277,13 +279,19 @@ ngx_http_c1_body(ngx_http_request_t *r)
 /*
  * After a step of the turn: NGX_DONE, the call runs (CALL: the main
  * request runs again when it is over); NGX_AGAIN, the store answers
- * later (STORE); else the request ends here.
+ * later (STORE); else the request ends here (and always once its error
+ * was sent).
  */
 
 static void
 ngx_http_c1_turn_next(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_int_t rc)
 {
+    if (ctx->phase == NGX_HTTP_C1_PHASE_DONE) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
     if (rc == NGX_DONE) {
         ctx->phase = NGX_HTTP_C1_PHASE_CALL;
         r->write_event_handler = ngx_http_c1_run;
@@ -325,16 +333,40 @@ ngx_http_c1_turn_begun(ngx_http_c1_store_op_t *op)
 }
 
 
+/* STORE: the token limits' buckets are read (from Redis) */
+
+void
+ngx_http_c1_turn_checked(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t   *c;
+    ngx_http_c1_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
+
+    /* refused (DONE): its error was sent */
+
+    if (rc == NGX_OK && ctx->phase != NGX_HTTP_C1_PHASE_DONE) {
+        rc = ngx_http_c1_turn_go(r, ctx);
+    }
+
+    ngx_http_c1_turn_next(r, ctx, rc);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
 /*
- * The body is parsed into C1's request, and with a thread its turn
- * begins: then the call (NGX_DONE), the store's answer first (NGX_AGAIN),
- * or an error.
+ * The body is parsed into C1's request, the token limits are checked,
+ * and with a thread its turn begins: then the call (NGX_DONE), the
+ * store's answer first (NGX_AGAIN), or an error.
  */
 
 static ngx_int_t
 ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     int                      rc;
+    ngx_int_t                checked;
     ngx_str_t                body, model, system_prompt, key;
     c1_error_t               err;
     c1_settings_t           *s;
@@ -390,6 +422,26 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     }
 
     ctx->kind = NGX_HTTP_C1_KIND_TURN;
+
+    checked = ngx_http_c1_limit_check(r, ctx);
+
+    if (checked != NGX_OK || ctx->phase == NGX_HTTP_C1_PHASE_DONE) {
+        return checked;                 /* NGX_AGAIN: the limits' store;
+                                           DONE: refused, its error sent */
+    }
+
+    return ngx_http_c1_turn_go(r, ctx);
+}
+
+
+/* the turn, allowed by its limits: its thread, then the call */
+
+static ngx_int_t
+ngx_http_c1_turn_go(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
 
     if (ctx->req.thread_id_len && lcf->history) {
         return ngx_http_c1_turn_thread(r, ctx, lcf);
@@ -520,6 +572,7 @@ ngx_http_c1_turn_call(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     ctx->mode = req->mode;
     ctx->stream = req->stream;
+    ctx->hide_usage = req->hide_usage;
 
     /* C1's request, kept for the tries that may follow */
 
@@ -710,6 +763,10 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     }
 
     ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+
+    /* the tokens spent, before the client has all of the answer */
+
+    ngx_http_c1_limit_debit(r, ctx);
 
     if (id == NGX_HTTP_C1_ERR_NONE) {
         return ctx->relaying ? ngx_http_c1_respond_stream(r, ctx)
@@ -905,7 +962,7 @@ ngx_http_c1_retry_after_of(ngx_http_c1_ctx_t *ctx)
 }
 
 
-/* a final 429: C1's Retry-After, or ours */
+/* a final 429: C1's Retry-After, or ours (c1_retry's pause, or 1 s) */
 
 static ngx_int_t
 ngx_http_c1_retry_after(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
@@ -936,7 +993,7 @@ ngx_http_c1_retry_after(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         ngx_sprintf(p, "%M%Z", ngx_max((pause + 999) / 1000, 1));
 
     } else {
-        return NGX_OK;
+        p = (u_char *) "1";         /* C1 said nothing: a second */
     }
 
     return ngx_http_c1_response_add_header(r, "Retry-After", (char *) p);

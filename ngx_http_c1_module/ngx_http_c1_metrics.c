@@ -40,7 +40,7 @@ typedef struct {
 
 /* what a thread store failed to do, by store (the first ones seen) */
 #define NGX_HTTP_C1_STORES           16
-#define NGX_HTTP_C1_STORE_OPS        9
+#define NGX_HTTP_C1_STORE_OPS        11
 
 typedef struct {
     ngx_atomic_t   n[NGX_HTTP_C1_STORE_OPS];
@@ -67,7 +67,7 @@ typedef struct {
 /* in the order of ngx_http_c1_store_op_e */
 static char  *ngx_http_c1_store_ops[NGX_HTTP_C1_STORE_OPS] = {
     "begin", "commit", "end", "list", "get", "create", "rename", "replace",
-    "delete"
+    "delete", "limit", "debit"
 };
 
 
@@ -115,6 +115,8 @@ static void ngx_http_c1_observe(ngx_atomic_t *buckets, ngx_atomic_t *sum,
     ngx_msec_t ms);
 static ngx_int_t ngx_http_c1_page_write(ngx_http_c1_page_t *pg,
     ngx_http_c1_metrics_t *m, ngx_http_c1_zone_stat_t *st, ngx_uint_t n);
+static ngx_int_t ngx_http_c1_page_limits(ngx_http_c1_page_t *pg,
+    ngx_array_t *zones);
 static ngx_int_t ngx_http_c1_histogram(ngx_http_c1_page_t *pg, char *name,
     char *help, ngx_atomic_t *buckets, ngx_atomic_t *sum);
 static ngx_int_t ngx_http_c1_page_printf(ngx_http_c1_page_t *pg,
@@ -130,7 +132,8 @@ static ngx_msec_t  ngx_http_c1_bounds[NGX_HTTP_C1_BUCKETS_N] = {
 };
 
 static char  *ngx_http_c1_outcomes[NGX_HTTP_C1_OUTCOMES] = {
-    "ok", "invalid_request", "c1_error", "upstream_failure", "client_aborted"
+    "ok", "invalid_request", "c1_error", "upstream_failure", "client_aborted",
+    "rate_limited"
 };
 
 static char  *ngx_http_c1_modes[3] = { "none", "prompt", "openai" };
@@ -162,7 +165,9 @@ enum {
     NGX_HTTP_C1_VAR_THREAD_ID,
     NGX_HTTP_C1_VAR_ERROR,
     NGX_HTTP_C1_VAR_TRIES,
-    NGX_HTTP_C1_VAR_FALLBACK
+    NGX_HTTP_C1_VAR_FALLBACK,
+    NGX_HTTP_C1_VAR_LIMIT_REMAINING,
+    NGX_HTTP_C1_VAR_LIMIT_KEY
 };
 
 
@@ -200,6 +205,12 @@ static ngx_http_variable_t  ngx_http_c1_vars[] = {
 
     { ngx_string("c1_fallback"), NULL, ngx_http_c1_variable,
       NGX_HTTP_C1_VAR_FALLBACK, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_limit_remaining"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_LIMIT_REMAINING, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_limit_key"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_LIMIT_KEY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -292,6 +303,19 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_HTTP_C1_VAR_FALLBACK:
         if (ctx->call.sr) {
             n = ctx->fallback ? 1 : 0;
+        }
+        break;
+
+    case NGX_HTTP_C1_VAR_LIMIT_REMAINING:
+        if (ctx->limit_shown) {
+            n = (long) ngx_min(ctx->limit_shown->state.remaining,
+                               (uint64_t) NGX_MAX_INT_T_VALUE);
+        }
+        break;
+
+    case NGX_HTTP_C1_VAR_LIMIT_KEY:
+        if (ctx->limit_shown) {
+            s = ctx->limit_shown->key;
         }
         break;
 
@@ -581,9 +605,15 @@ ngx_http_c1_log_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
-    if (r != r->main || ctx == NULL || ctx->counted
-        || ctx->kind == NGX_HTTP_C1_KIND_THREAD_OP)
-    {
+    if (r != r->main || ctx == NULL) {
+        return NGX_OK;
+    }
+
+    /* a client gone before the answer's end: the tokens spent till then */
+
+    ngx_http_c1_limit_debit(r, ctx);
+
+    if (ctx->counted || ctx->kind == NGX_HTTP_C1_KIND_THREAD_OP) {
         return NGX_OK;
     }
 
@@ -734,7 +764,9 @@ ngx_http_c1_metrics_handler(ngx_http_request_t *r)
     pg.pool = r->pool;
     pg.last = &pg.out;
 
-    if (ngx_http_c1_page_write(&pg, m, st, n) != NGX_OK) {
+    if (ngx_http_c1_page_write(&pg, m, st, n) != NGX_OK
+        || ngx_http_c1_page_limits(&pg, &mcf->limit_zones) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -942,6 +974,112 @@ ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
             {
                 return NGX_ERROR;
             }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the token limits' families, a sample per zone (and source) */
+
+static ngx_int_t
+ngx_http_c1_page_limits(ngx_http_c1_page_t *pg, ngx_array_t *zones)
+{
+    ngx_str_t                  *labels;
+    ngx_uint_t                  i;
+    ngx_http_c1_limit_zone_t  **z;
+
+    if (zones->nelts == 0) {
+        return NGX_OK;
+    }
+
+    z = zones->elts;
+
+    labels = ngx_palloc(pg->pool, zones->nelts * sizeof(ngx_str_t));
+    if (labels == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_c1_label(pg->pool, &z[i]->name, &labels[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_limited_total Requests a "
+                                "token limit refused, by zone.\n"
+                                "# TYPE c1_limited_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_c1_page_printf(pg, "c1_limited_total{zone=\"%V\"} "
+                                    "%uA\n", &labels[i], z[i]->sh->limited)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_limit_debited_tokens_total "
+                                "Tokens debited from token limits, by zone "
+                                "and source: C1's usage, or an estimate.\n"
+                                "# TYPE c1_limit_debited_tokens_total "
+                                "counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_c1_page_printf(pg, "c1_limit_debited_tokens_total"
+                                    "{zone=\"%V\",source=\"usage\"} %uA\n"
+                                    "c1_limit_debited_tokens_total"
+                                    "{zone=\"%V\",source=\"estimate\"} "
+                                    "%uA\n", &labels[i], z[i]->sh->usage,
+                                    &labels[i], z[i]->sh->estimate)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_limit_keys Keys a token "
+                                "limit zone holds in its memory.\n"
+                                "# TYPE c1_limit_keys gauge\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_c1_page_printf(pg, "c1_limit_keys{zone=\"%V\"} %uA\n",
+                                    &labels[i], z[i]->sh->keys)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_limit_dropped_total Keys a "
+                                "full token limit zone dropped, the least "
+                                "recently used first.\n"
+                                "# TYPE c1_limit_dropped_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_c1_page_printf(pg, "c1_limit_dropped_total"
+                                    "{zone=\"%V\"} %uA\n", &labels[i],
+                                    z[i]->sh->dropped)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 

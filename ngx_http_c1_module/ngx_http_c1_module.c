@@ -42,6 +42,10 @@ typedef struct {
 static ngx_http_c1_bounds_t  ngx_http_c1_temperature_bounds = { 0, 2 };
 static ngx_http_c1_bounds_t  ngx_http_c1_top_p_bounds = { 0, 1 };
 
+static ngx_conf_num_bounds_t  ngx_http_c1_limit_status_bounds = {
+    ngx_conf_check_num_bounds, 400, 599
+};
+
 
 /* what c1_retry's on= takes, and its default */
 
@@ -212,6 +216,27 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       offsetof(ngx_http_c1_loc_conf_t, max_response_size),
       NULL },
 
+    { ngx_string("c1_limit_tokens_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_c1_limit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("c1_limit_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_c1_limit_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("c1_limit_tokens_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, limit_status),
+      &ngx_http_c1_limit_status_bounds },
+
       ngx_null_command
 };
 
@@ -250,6 +275,10 @@ ngx_module_t  ngx_http_c1_module = {
 static ngx_int_t
 ngx_http_c1_init(ngx_conf_t *cf)
 {
+    if (ngx_http_c1_limit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_c1_metrics_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -281,6 +310,9 @@ ngx_http_c1_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&mcf->stores, cf->pool, 2,
                           sizeof(ngx_http_c1_store_t *))
+           != NGX_OK
+        || ngx_array_init(&mcf->limit_zones, cf->pool, 2,
+                          sizeof(ngx_http_c1_limit_zone_t *))
            != NGX_OK)
     {
         return NULL;
@@ -322,6 +354,7 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->stream_timeout = NGX_CONF_UNSET_MSEC;
     conf->retry.tries = NGX_CONF_UNSET_UINT;
     conf->fallback = NGX_CONF_UNSET_PTR;
+    conf->limit_status = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -369,6 +402,15 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->fallback, prev->fallback, NULL);
+
+    /* as limit_req: a level with limits of its own has only those */
+
+    if (conf->limits == NULL) {
+        conf->limits = prev->limits;
+    }
+
+    ngx_conf_merge_uint_value(conf->limit_status, prev->limit_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
 

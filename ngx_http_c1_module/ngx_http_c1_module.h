@@ -22,6 +22,7 @@
 #include "ngx_http_c1_proto.h"
 #include "ngx_http_c1_history.h"
 #include "ngx_http_c1_store.h"
+#include "ngx_http_c1_bucket.h"
 
 
 /* the first room taken for an answer whose length C1 did not give */
@@ -43,6 +44,57 @@ typedef struct {
     ngx_uint_t                 max_messages;
     time_t                     inactive;
 } ngx_http_c1_zone_t;
+
+
+/* c1_limit_tokens_zone's shared memory: its buckets, its counters */
+typedef struct {
+    ngx_rbtree_t               rbtree;          /* of ..._limit_node_t */
+    ngx_rbtree_node_t          sentinel;
+    ngx_queue_t                queue;           /* most recently used first */
+    ngx_atomic_t               keys;
+    ngx_atomic_t               limited;         /* requests refused */
+    ngx_atomic_t               usage;           /* tokens debited, from */
+    ngx_atomic_t               estimate;        /* usage or an estimate */
+    ngx_atomic_t               dropped;         /* keys a full zone lost */
+} ngx_http_c1_limit_sh_t;
+
+
+typedef struct {
+    ngx_str_t                  name;
+    size_t                     size;            /* 0: not declared yet */
+    ngx_shm_zone_t            *shm_zone;
+    ngx_http_c1_limit_sh_t    *sh;
+    ngx_slab_pool_t           *shpool;
+    ngx_str_t                  store_name;      /* "": the buckets are here */
+    ngx_http_c1_store_t       *store;           /* Redis: they are there */
+    ngx_msec_t                 logged;          /* a drop, by this process */
+    ngx_str_t                  used_file;       /* where first used */
+    ngx_uint_t                 used_line;
+} ngx_http_c1_limit_zone_t;
+
+
+/* a c1_limit_tokens */
+typedef struct {
+    ngx_http_c1_limit_zone_t  *zone;
+    ngx_http_complex_value_t   key;
+    c1_bucket_limit_t          bucket;
+    u_char                     unit;            /* 'm', 'h' or 'd' */
+    unsigned                   completion:1;    /* count=completion */
+} ngx_http_c1_limit_t;
+
+
+/* a limit in effect on a request: its bucket, as the check found it */
+typedef struct {
+    ngx_http_c1_limit_t       *limit;
+    ngx_str_t                  key;
+    ngx_str_t                  id;              /* unit, count ':' key */
+    uint32_t                   hash;
+    int64_t                    level;           /* milli-tokens spent */
+    c1_bucket_state_t          state;
+    ngx_http_c1_store_op_t     op;              /* in Redis */
+    unsigned                   unknown:1;       /* the store failed */
+    unsigned                   twin:1;          /* an earlier one's bucket */
+} ngx_http_c1_limit_state_t;
 
 
 /* why a try failed: what c1_retry's on= lists, a bit each */
@@ -70,6 +122,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
     ngx_array_t                stores;          /* of ngx_http_c1_store_t * */
+    ngx_array_t                limit_zones;     /* of ..._limit_zone_t * */
     ngx_shm_zone_t            *metrics_zone;    /* the counters */
 } ngx_http_c1_main_conf_t;
 
@@ -112,6 +165,10 @@ typedef struct {
     /* when C1 fails: tries, and the models of the later ones */
     ngx_http_c1_retry_t        retry;           /* tries unset: UNSET_UINT */
     ngx_array_t               *fallback;        /* of complex values */
+
+    /* token budgets */
+    ngx_array_t               *limits;          /* of ngx_http_c1_limit_t */
+    ngx_uint_t                 limit_status;
 } ngx_http_c1_loc_conf_t;
 
 
@@ -137,10 +194,11 @@ typedef enum {
     NGX_HTTP_C1_OUTCOME_INVALID,               /* invalid_request */
     NGX_HTTP_C1_OUTCOME_C1_ERROR,              /* C1 answered an error */
     NGX_HTTP_C1_OUTCOME_UPSTREAM,              /* upstream_failure */
-    NGX_HTTP_C1_OUTCOME_ABORTED                /* client_aborted */
+    NGX_HTTP_C1_OUTCOME_ABORTED,               /* client_aborted */
+    NGX_HTTP_C1_OUTCOME_LIMITED                /* rate_limited */
 } ngx_http_c1_outcome_e;
 
-#define NGX_HTTP_C1_OUTCOMES  5                 /* labels, NONE aside */
+#define NGX_HTTP_C1_OUTCOMES  6                 /* labels, NONE aside */
 
 
 /* what kind of request a c1_pass location got */
@@ -177,6 +235,7 @@ typedef enum {
     NGX_HTTP_C1_ERR_MESSAGE_ROLE,
     NGX_HTTP_C1_ERR_HISTORY_FULL,
     NGX_HTTP_C1_ERR_STORE,
+    NGX_HTTP_C1_ERR_RATE_LIMITED,              /* c1_limit_tokens' words */
     NGX_HTTP_C1_ERR_ANSWER_TOO_LARGE,
     NGX_HTTP_C1_ERR_TIMEOUT,
     NGX_HTTP_C1_ERR_UNREACHABLE,
@@ -336,6 +395,15 @@ typedef struct {
     ngx_str_t                  retry_after_value;
     unsigned                   fallback:1;      /* this try's model is */
 
+    /* token budgets: the limits in effect, the one shown */
+    ngx_http_c1_limit_state_t *limits;
+    ngx_uint_t                 nlimits;
+    ngx_uint_t                 limit_wait;      /* Redis's replies to come */
+    ngx_http_c1_limit_state_t *limit_shown;
+    unsigned                   debited:1;
+    unsigned                   hide_usage:1;    /* C1's request asked for
+                                                   a usage of our own */
+
     /* for variables and metrics */
     ngx_str_t                  model;           /* of the last try */
     long                       prompt_tokens;   /* -1: unknown */
@@ -362,6 +430,7 @@ ngx_http_c1_ctx_t *ngx_http_c1_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_c1_fail(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_err_e id, const c1_error_t *words, ngx_uint_t status);
 ngx_int_t ngx_http_c1_read_body(ngx_http_request_t *r, ngx_str_t *body);
+void ngx_http_c1_turn_checked(ngx_http_request_t *r, ngx_int_t rc);
 
 extern char  *ngx_http_c1_reasons[NGX_HTTP_C1_RETRY_REASONS];
 
@@ -428,6 +497,16 @@ void ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     u_char *answer, size_t len);
 ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
+
+/* ngx_http_c1_limit.c: token budgets */
+char *ngx_http_c1_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_c1_limit_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_c1_limit_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_c1_limit_check(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+void ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx);
 
 /* ngx_http_c1_metrics.c */
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);

@@ -55,6 +55,9 @@ typedef struct {
     unsigned              stream:1;
     unsigned              history:1;       /* threads are kept */
     unsigned              stream_usage:1;  /* ask for usage in streams */
+    unsigned              count_usage:1;   /* and for a token limit's:
+                                              hidden from a client that
+                                              did not ask for it */
 } c1_settings_t;
 
 
@@ -89,6 +92,7 @@ typedef struct {
     char                  response_id[129];
     size_t                response_id_len;
     unsigned              openui:1;        /* messages with a threadId */
+    unsigned              hide_usage:1;    /* the usage chunk is ours */
     char                 *body;            /* c1_free() */
     size_t                len;
 } c1_request_t;
@@ -142,6 +146,8 @@ typedef struct {
     long                  completion_tokens;
     long                  total_tokens;
     unsigned              keep:1;          /* collect answer */
+    unsigned              hide_usage:1;    /* OpenAI mode: a usage-only
+                                              chunk is not relayed */
     unsigned              done:1;          /* [DONE] seen */
     unsigned              failed:1;        /* garbage or an error event */
     unsigned              tree:1;          /* read events with cJSON alone:

@@ -120,6 +120,7 @@ struct ngx_http_c1_redis_cmd_s {
     size_t                      lock_len;
     uint64_t                    token;
     ngx_uint_t                  server;
+    unsigned                    debit:1;       /* a DEBIT: counted if lost */
 };
 
 
@@ -171,6 +172,8 @@ typedef enum {
     NGX_HTTP_C1_SCRIPT_RENAME,
     NGX_HTTP_C1_SCRIPT_REPLACE,
     NGX_HTTP_C1_SCRIPT_DELETE,
+    NGX_HTTP_C1_SCRIPT_LIMIT,
+    NGX_HTTP_C1_SCRIPT_DEBIT,
     NGX_HTTP_C1_SCRIPTS
 } ngx_http_c1_script_e;
 
@@ -264,6 +267,8 @@ static void ngx_http_c1_redis_renew(ngx_event_t *ev);
 static void ngx_http_c1_redis_renew_stop(void *data);
 static u_char *ngx_http_c1_redis_key(ngx_pool_t *pool, ngx_str_t *prefix,
     ngx_str_t *owner, ngx_str_t *thread, char *suffix, size_t *len);
+static ngx_int_t ngx_http_c1_redis_bucket(ngx_http_c1_store_op_t *op,
+    ngx_pool_t *pool, ngx_uint_t server);
 
 
 /*
@@ -281,7 +286,9 @@ static ngx_http_c1_script_t  ngx_http_c1_redis_scripts[NGX_HTTP_C1_SCRIPTS] = {
     { NGX_HTTP_C1_REDIS_CREATE, "" },
     { NGX_HTTP_C1_REDIS_RENAME, "" },
     { NGX_HTTP_C1_REDIS_REPLACE, "" },
-    { NGX_HTTP_C1_REDIS_DELETE, "" }
+    { NGX_HTTP_C1_REDIS_DELETE, "" },
+    { NGX_HTTP_C1_REDIS_LIMIT, "" },
+    { NGX_HTTP_C1_REDIS_DEBIT, "" }
 };
 
 
@@ -533,6 +540,7 @@ ngx_http_c1_history_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     store->run = ngx_http_c1_redis_run;
     store->exit = ngx_http_c1_redis_exit;
     store->data = redis;
+    store->buckets = 1;
     store->file = cf->conf_file->file.name.data;
     store->line = cf->conf_file->line;
 
@@ -711,6 +719,11 @@ ngx_http_c1_redis_start(ngx_http_c1_store_op_t *op)
             return NGX_OK;
         }
 
+        if (op->type == NGX_HTTP_C1_STORE_DEBIT) {
+            op->rc = NGX_OK;        /* sent: its reply is nobody's */
+            return NGX_OK;
+        }
+
         return NGX_AGAIN;
     }
 
@@ -809,6 +822,12 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
     u_char                  limit[NGX_INT64_LEN], token[64];
 
     redis = op->store->data;
+
+    if (op->type == NGX_HTTP_C1_STORE_LIMIT
+        || op->type == NGX_HTTP_C1_STORE_DEBIT)
+    {
+        return ngx_http_c1_redis_bucket(op, pool, server);
+    }
 
     if (op->type == NGX_HTTP_C1_STORE_COMMIT
         && op->nmsgs > 1024)
@@ -1029,6 +1048,59 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
 }
 
 
+/* a token bucket's LIMIT or DEBIT: KEYS b; ARGV rate window [tokens] */
+
+static ngx_int_t
+ngx_http_c1_redis_bucket(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
+    ngx_uint_t server)
+{
+    u_char               *key, *p;
+    size_t                len[7];
+    const char           *argv[7];
+    ngx_uint_t            argc;
+    ngx_http_c1_redis_t  *redis;
+    u_char                rate[NGX_INT64_LEN + 1], window[NGX_INT64_LEN + 1];
+    u_char                tokens[NGX_INT64_LEN + 1];
+
+    redis = op->store->data;
+
+    key = ngx_pnalloc(pool, redis->prefix.len + 2 + NGX_SIZE_T_LEN + 1
+                            + op->owner.len + 1 + op->thread.len);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key, redis->prefix.data, redis->prefix.len);
+    p = ngx_sprintf(p, "b:%uz:%V:%V", op->owner.len, &op->owner,
+                    &op->thread);
+
+    ngx_http_c1_redis_script(argv, len, op->type == NGX_HTTP_C1_STORE_LIMIT
+                                        ? NGX_HTTP_C1_SCRIPT_LIMIT
+                                        : NGX_HTTP_C1_SCRIPT_DEBIT);
+
+    argv[2] = "1";
+    len[2] = 1;
+    argv[3] = (const char *) key;
+    len[3] = p - key;
+
+    argv[4] = (const char *) rate;
+    len[4] = ngx_sprintf(rate, "%uL", op->rate) - rate;
+    argv[5] = (const char *) window;
+    len[5] = ngx_sprintf(window, "%uL", op->window) - window;
+
+    argc = 6;
+
+    if (op->type == NGX_HTTP_C1_STORE_DEBIT) {
+        argv[6] = (const char *) tokens;
+        len[6] = ngx_sprintf(tokens, "%uL", op->tokens) - tokens;
+        argc = 7;
+    }
+
+    return ngx_http_c1_redis_send(redis, server, NGX_HTTP_C1_REDIS_OP, op,
+                                  argc, argv, len, NULL, 0);
+}
+
+
 /* the key prefix "t:" len(owner) ":" owner ":" thread suffix, or the index */
 
 static u_char *
@@ -1083,6 +1155,13 @@ ngx_http_c1_redis_send(ngx_http_c1_redis_t *redis, ngx_uint_t server,
     cmd->kind = kind;
     cmd->op = op;
     cmd->list = list;
+
+    if (op && op->type == NGX_HTTP_C1_STORE_DEBIT) {
+        cmd->op = NULL;             /* the request may be gone first */
+        cmd->debit = 1;
+        op = NULL;
+    }
+
     cmd->part = part;
     cmd->server = server;
 
@@ -1792,6 +1871,11 @@ ngx_http_c1_redis_done(ngx_http_c1_redis_cmd_t *cmd, ngx_int_t rc)
     op = cmd->op;
     list = cmd->list;
 
+    if (cmd->debit && rc != NGX_OK) {
+        ngx_http_c1_store_failed(&cmd->conn->redis->store->name,
+                                 NGX_HTTP_C1_STORE_DEBIT);
+    }
+
     if (cmd->lock) {
 
         /*
@@ -1980,6 +2064,14 @@ ngx_http_c1_redis_result(ngx_http_c1_store_op_t *op, redisReply *reply,
         list->scores[part] = scores;
         list->n[part] = n;
 
+        return NGX_OK;
+
+    case NGX_HTTP_C1_STORE_LIMIT:
+        if (reply->elements != 2 || e[1]->type != REDIS_REPLY_INTEGER) {
+            return NGX_DECLINED;
+        }
+
+        op->level = (int64_t) e[1]->integer;
         return NGX_OK;
 
     default: /* DELETE */

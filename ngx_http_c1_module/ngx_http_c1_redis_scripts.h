@@ -211,4 +211,39 @@
     "return {1}"
 
 
+/*
+ * Token buckets (c1_limit_tokens_zone store=), with BK = prefix "b:"
+ * len(Z) ":" Z ":" the bucket's id, a hash: s, milli-tokens spent; t,
+ * when (ms, Redis's own clock: the same for every node).  The refill is
+ * ngx_http_c1_bucket.c's, to the same floor.
+ */
+#define NGX_HTTP_C1_REDIS_BUCKET                                              \
+    NGX_HTTP_C1_REDIS_KINDS("wrong(KEYS[1], 'hash')")                         \
+    "local tm = redis.call('TIME') "                                          \
+    "local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000) "\
+    "local rate, window = tonumber(ARGV[1]), tonumber(ARGV[2]) "              \
+    "local b = redis.call('HMGET', KEYS[1], 's', 't') "                       \
+    "local spent, stamp = tonumber(b[1]) or 0, tonumber(b[2]) or now "        \
+    "if spent > 0 and now > stamp then "                                      \
+    "local refill = (now - stamp) * rate * 1000.0 / window "                  \
+    "if refill >= spent then spent = 0 "                                      \
+    "else spent = spent - math.floor(refill) end end "
+
+/* KEYS b; ARGV rate window: {1, spent now} */
+#define NGX_HTTP_C1_REDIS_LIMIT                                               \
+    NGX_HTTP_C1_REDIS_BUCKET                                                  \
+    "return {1, spent}"
+
+/* KEYS b; ARGV rate window tokens: {1, spent after}, kept till refilled */
+#define NGX_HTTP_C1_REDIS_DEBIT                                               \
+    "if redis.replicate_commands then redis.replicate_commands() end "        \
+    NGX_HTTP_C1_REDIS_BUCKET                                                  \
+    "spent = spent + tonumber(ARGV[3]) * 1000 "                               \
+    "redis.call('HSET', KEYS[1], 's', string.format('%.0f', spent), "         \
+    "'t', string.format('%.0f', now)) "                                       \
+    "redis.call('PEXPIRE', KEYS[1], string.format('%.0f', "                   \
+    "math.ceil(spent * window / (rate * 1000.0)) + 1000)) "                   \
+    "return {1, spent}"
+
+
 #endif /* _NGX_HTTP_C1_REDIS_SCRIPTS_H_INCLUDED_ */

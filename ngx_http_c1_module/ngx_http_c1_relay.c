@@ -209,6 +209,12 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
             r->answer.len += s.content_len;
         }
 
+        /* the usage chunk the module asked for, not the client */
+
+        if (r->hide_usage && s.usage && !s.choice) {
+            return C1_OK;
+        }
+
         return c1_relay_data(r, ev, len);
     }
 
@@ -278,6 +284,15 @@ c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len)
         if (r->keep && cJSON_IsString(content)) {
             rc = c1_buf_append(&r->answer, content->valuestring,
                                strlen(content->valuestring));
+        }
+
+        /* the usage chunk the module asked for, not the client */
+
+        if (r->hide_usage && cJSON_IsObject(usage)
+            && !cJSON_IsObject(cJSON_GetArrayItem(choices, 0)))
+        {
+            cJSON_Delete(root);
+            return rc;
         }
 
         cJSON_Delete(root);

@@ -297,13 +297,46 @@ c1_request_render(c1_request_t *req, const c1_settings_t *s,
 
     /* usage in a prompt stream: read by the module, never relayed */
 
-    if (req->stream && s->stream_usage && req->mode == C1_MODE_PROMPT) {
+    if (req->stream && (s->stream_usage || s->count_usage)
+        && req->mode == C1_MODE_PROMPT)
+    {
         item = cJSON_AddObjectToObject(r, "stream_options");
 
         if (item == NULL
             || cJSON_AddTrueToObject(item, "include_usage") == NULL)
         {
             goto nomem;
+        }
+    }
+
+    /*
+     * a token limit's usage in an OpenAI stream: asked for if the client
+     * did not, and then kept from it
+     */
+
+    req->hide_usage = 0;
+
+    if (req->stream && s->count_usage && req->mode == C1_MODE_OPENAI) {
+        item = cJSON_GetObjectItemCaseSensitive(r, "stream_options");
+
+        if (!cJSON_IsObject(item)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "stream_options");
+            item = cJSON_AddObjectToObject(r, "stream_options");
+            if (item == NULL) {
+                goto nomem;
+            }
+        }
+
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item,
+                                                           "include_usage")))
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(item, "include_usage");
+
+            if (cJSON_AddTrueToObject(item, "include_usage") == NULL) {
+                goto nomem;
+            }
+
+            req->hide_usage = 1;
         }
     }
 

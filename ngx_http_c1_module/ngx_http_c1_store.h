@@ -38,7 +38,9 @@ typedef enum {
     NGX_HTTP_C1_STORE_CREATE,
     NGX_HTTP_C1_STORE_RENAME,
     NGX_HTTP_C1_STORE_REPLACE,      /* one message's content */
-    NGX_HTTP_C1_STORE_DELETE
+    NGX_HTTP_C1_STORE_DELETE,
+    NGX_HTTP_C1_STORE_LIMIT,        /* a token bucket's level */
+    NGX_HTTP_C1_STORE_DEBIT         /* tokens spent: nobody waits */
 } ngx_http_c1_store_op_e;
 
 
@@ -87,6 +89,11 @@ struct ngx_http_c1_store_op_s {
     unsigned                       replace:1;   /* COMMIT: msgs are all */
     unsigned                       load:1;      /* BEGIN: hand them out */
 
+    /* LIMIT, DEBIT: the bucket (owner: the zone; thread: its id) */
+    uint64_t                       rate;        /* tokens per window */
+    uint64_t                       window;      /* ms */
+    uint64_t                       tokens;      /* DEBIT */
+
     /* what the store hands out */
     ngx_int_t                      rc;
     ngx_http_c1_meta_t             meta;        /* the thread */
@@ -96,6 +103,8 @@ struct ngx_http_c1_store_op_s {
     ngx_uint_t                     nmetas;
     uint64_t                       next;        /* LIST: 0 on the last */
     uint64_t                       evicted;     /* threads that went */
+    int64_t                        level;       /* LIMIT: milli-tokens
+                                                   spent, refilled */
 
     ngx_http_c1_store_handler_pt   handler;     /* after NGX_AGAIN */
     void                          *data;
@@ -107,6 +116,7 @@ struct ngx_http_c1_store_s {
     ngx_http_c1_store_run_pt       run;
     ngx_http_c1_store_exit_pt      exit;        /* NULL: nothing to do */
     void                          *data;        /* the backend's own */
+    unsigned                       buckets:1;   /* keeps token buckets */
     u_char                        *file;        /* where it was defined */
     ngx_uint_t                     line;
 };

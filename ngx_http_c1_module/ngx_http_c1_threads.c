@@ -701,6 +701,9 @@ ngx_http_c1_zone_op(ngx_http_c1_store_op_t *op, c1_history_t *h)
         }
 
         return ngx_http_c1_zone_rc(c1_history_delete(h, t));
+
+    default:   /* a token bucket: never in a c1_history_zone */
+        break;
     }
 
     return NGX_ERROR;
