@@ -12,6 +12,7 @@
 #include "ngx_http_c1_proto.h"
 #include "ngx_http_c1_scan.h"
 #include "ngx_http_c1_api.h"
+#include "ngx_http_c1_bucket.h"
 #include "c1_mem.h"
 
 
@@ -1710,6 +1711,173 @@ test_api_render(void)
 }
 
 
+static const char *
+duration(uint64_t ms)
+{
+    static char  buf[C1_BUCKET_DURATION_LEN];
+
+    c1_bucket_duration(ms, buf);
+
+    return buf;
+}
+
+
+static void
+test_bucket(void)
+{
+    int64_t             level;
+    c1_bucket_state_t   st;
+    c1_bucket_limit_t   day = { 1000, C1_BUCKET_DAY, 1000 };
+    c1_bucket_limit_t   fast = { 600, C1_BUCKET_MINUTE, 650 };
+
+    c1_bucket_state(0, &day, &st);
+    ok(st.remaining == 1000 && st.reset == 0 && st.retry == 0,
+       "bucket: a new key is full");
+
+    level = c1_bucket_debit(0, 400);
+    ok(level == 400000, "bucket: a debit in milli-tokens");
+
+    c1_bucket_state(level, &day, &st);
+    ok(st.remaining == 600 && st.retry == 0, "bucket: 600 left of 1000");
+    ok(st.reset == 34560000, "bucket: full again in 400 / 1000 of a day");
+
+    level = c1_bucket_level(c1_bucket_debit(level, 600), 5000, 5000, &day);
+    c1_bucket_state(level, &day, &st);
+    ok(st.remaining == 0, "bucket: spent to the token, nothing left");
+    ok(st.retry == 86400, "bucket: one token back in 86.4 s");
+
+    /* a second later: a hundredth of a token back, still nothing */
+
+    level = c1_bucket_level(level, 5000, 6000, &day);
+    c1_bucket_state(level, &day, &st);
+    ok(level == 1000000 - 11 && st.remaining == 0,
+       "bucket: refilled by the ms, floored to milli-tokens");
+
+    level = c1_bucket_level(c1_bucket_debit(0, 1200), 0, 0, &day);
+    c1_bucket_state(level, &day, &st);
+    ok(st.remaining == 0 && st.retry == 86400 * 201,
+       "bucket: an overrun of 200 waits for 201 tokens");
+
+    /* burst: capacity 650 refilled at 10 a second */
+
+    c1_bucket_state(c1_bucket_debit(0, 650), &fast, &st);
+    ok(st.remaining == 0 && st.retry == 100 && st.reset == 65000,
+       "bucket: burst, 10 tokens a second");
+
+    level = c1_bucket_level(650000, 1000, 1150, &fast);
+    c1_bucket_state(level, &fast, &st);
+    ok(level == 648500 && st.remaining == 1,
+       "bucket: 150 ms later one token and a half are back");
+
+    ok(c1_bucket_level(650000, 1000, 1000 + 65000, &fast) == 0
+       && c1_bucket_level(650000, 1000, (uint64_t) 1 << 60, &fast) == 0,
+       "bucket: full once refilled, never below empty");
+    ok(c1_bucket_level(5000, 9000, 1000, &fast) == 5000,
+       "bucket: a clock that went back refills nothing");
+    ok(c1_bucket_debit(0, UINT64_MAX) == ((int64_t) 1 << 62)
+       && c1_bucket_debit((int64_t) 1 << 62, 1000) == ((int64_t) 1 << 62),
+       "bucket: an overrun never wraps");
+
+    is_str(duration(0), "0s", "duration: 0s");
+    is_str(duration(17), "17ms", "duration: ms");
+    is_str(duration(1000), "1s", "duration: 1s");
+    is_str(duration(8640), "8.64s", "duration: a fraction, zeros cut");
+    is_str(duration(360000), "6m0s", "duration: minutes");
+    is_str(duration(83456), "1m23.456s", "duration: minutes, seconds, ms");
+    is_str(duration(7200000), "2h0m0s", "duration: hours");
+    is_str(duration(86399900), "23h59m59.9s", "duration: a day nearly");
+    is_str(duration(C1_BUCKET_DAY * 3), "72h0m0s", "duration: days as hours");
+
+    ok(c1_bucket_estimate(0) == 0 && c1_bucket_estimate(1) == 1
+       && c1_bucket_estimate(4) == 1 && c1_bucket_estimate(5) == 2,
+       "estimate: a token for four bytes, rounded up");
+}
+
+
+static void
+test_usage(void)
+{
+    const char    *out;
+    c1_error_t     err;
+    c1_relay_t     r;
+    c1_request_t   req;
+    c1_settings_t  s;
+
+    static const char  stream[] =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}"
+        "\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
+        "\"completion_tokens\":6,\"total_tokens\":11}}\n\n"
+        "data: [DONE]\n\n";
+    static const char  shown[] =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}"
+        "\n\n"
+        "data: [DONE]\n\n";
+
+    memset(&s, 0, sizeof(s));
+    s.model = (c1_str_t) { (const unsigned char *) "m", 1 };
+    s.count_usage = 1;
+
+    out = build(J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                  "\"stream\":true}"), C1_BODY_JSON, &s, &req, &err);
+    ok(strstr(out, "\"stream_options\":{\"include_usage\":true}") != NULL
+       && req.hide_usage, "usage: a limit asks an OpenAI stream for usage, "
+       "to hide");
+
+    out = build(J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                  "\"stream\":true,\"stream_options\":{\"include_usage\":"
+                  "true}}"), C1_BODY_JSON, &s, &req, &err);
+    ok(strstr(out, "\"stream_options\":{\"include_usage\":true}") != NULL
+       && !req.hide_usage, "usage: the client's own ask is not hidden");
+
+    out = build(J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                  "\"stream\":true,\"stream_options\":{\"include_usage\":"
+                  "false,\"x\":1}}"), C1_BODY_JSON, &s, &req, &err);
+    ok(strstr(out, "\"stream_options\":{\"x\":1,\"include_usage\":true}")
+       != NULL && req.hide_usage, "usage: include_usage false turned true, "
+       "the rest kept");
+
+    out = build(J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                  "\"stream\":true,\"stream_options\":3}"), C1_BODY_JSON, &s,
+                &req, &err);
+    ok(strstr(out, "\"stream_options\":{\"include_usage\":true}") != NULL
+       && req.hide_usage, "usage: stream_options not an object: replaced");
+
+    out = build(J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"),
+                C1_BODY_JSON, &s, &req, &err);
+    ok(strstr(out, "stream_options") == NULL && !req.hide_usage,
+       "usage: not a stream: nothing asked");
+
+    s.stream = 1;
+    out = build(J("hello"), C1_BODY_TEXT, &s, &req, &err);
+    ok(strstr(out, "\"stream_options\":{\"include_usage\":true}") != NULL,
+       "usage: a limit asks a prompt stream for usage");
+
+    c1_relay_init(&r, C1_MODE_OPENAI, 65536);
+    r.hide_usage = 1;
+    ok(c1_relay_feed(&r, (const unsigned char *) stream, sizeof(stream) - 1)
+       == C1_OK && same(&r, shown, sizeof(shown) - 1)
+       && r.total_tokens == 11 && r.content == 2,
+       "usage: the usage chunk read, not relayed");
+    c1_relay_free(&r);
+
+    c1_relay_init(&r, C1_MODE_OPENAI, 65536);
+    r.hide_usage = 1;
+    r.tree = 1;
+    ok(c1_relay_feed(&r, (const unsigned char *) stream, sizeof(stream) - 1)
+       == C1_OK && same(&r, shown, sizeof(shown) - 1)
+       && r.total_tokens == 11,
+       "usage: the same read with cJSON");
+    c1_relay_free(&r);
+
+    c1_relay_init(&r, C1_MODE_OPENAI, 65536);
+    ok(c1_relay_feed(&r, (const unsigned char *) stream, sizeof(stream) - 1)
+       == C1_OK && same(&r, stream, sizeof(stream) - 1),
+       "usage: relayed when the client asked for it");
+    c1_relay_free(&r);
+}
+
+
 int
 main(void)
 {
@@ -1725,6 +1893,8 @@ main(void)
     test_api_ids();
     test_api_parse();
     test_api_render();
+    test_bucket();
+    test_usage();
 
     printf("1..%d\n", tests);
 
