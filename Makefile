@@ -97,7 +97,7 @@ $(BUILD)/nginx/Makefile: config $(NGINX_SRC)/conf_flags
 
 $(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
 	cd $(BUILD)/src && $(MAKE) -s -f $(BUILD)/nginx/Makefile modules
-	cp $(BUILD)/nginx/ngx_http_c1_module.so $@
+	cp $(BUILD)/nginx/ngx_http_c1_module.so $@.tmp && mv $@.tmp $@
 
 $(BUILD)/c1_unit: t/unit/c1_unit.c t/unit/c1_mem.c $(PROTO_SRCS) \
                   $(wildcard $(SRC_DIR)/*.h)
@@ -218,7 +218,7 @@ $(ASAN_DIR)/nginx/Makefile: config $(NGINX_SRC)/conf_flags
 
 $(ASAN_MODULE): $(ASAN_DIR)/nginx/Makefile $(SRCS)
 	cd $(ASAN_DIR)/src && $(MAKE) -s -f $(ASAN_DIR)/nginx/Makefile modules
-	cp $(ASAN_DIR)/nginx/ngx_http_c1_module.so $@
+	cp $(ASAN_DIR)/nginx/ngx_http_c1_module.so $@.tmp && mv $@.tmp $@
 
 test-asan: deps $(ASAN_MODULE)
 	util/memcheck asan $(NGINX_TESTS)

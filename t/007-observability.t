@@ -147,6 +147,7 @@ c1_requests_total\{mode="none",stream="0",outcome="invalid_request"\} 2
 (?:.*\n)*?c1_requests_total\{mode="openai",stream="0",outcome="ok"\} 1
 (?:.*\n)*?c1_requests_total\{mode="openai",stream="1",outcome="upstream_failure"\} 1
 c1_requests_total\{mode="openai",stream="1",outcome="client_aborted"\} 0
+c1_requests_total\{mode="openai",stream="1",outcome="rate_limited"\} 0
 # HELP c1_prompt_tokens_total .*
 # TYPE c1_prompt_tokens_total counter
 c1_prompt_tokens_total 68
