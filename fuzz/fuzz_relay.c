@@ -1,7 +1,8 @@
 
 /*
  * libFuzzer harness: the SSE parser and relay, fed in random cuts.
- * Input: one byte of mode, then the stream.  The same stream fed whole
+ * Input: one byte of mode (bit 0: OpenAI mode; bit 1: the usage chunk
+ * hidden, as for a token limit), then the stream.  The same stream fed whole
  * and fed in cuts chosen by its own bytes must give the same output.
  */
 
@@ -17,13 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static int
-run(const uint8_t *in, size_t len, c1_mode_e mode, size_t seed,
+run(const uint8_t *in, size_t len, c1_mode_e mode, int hide, size_t seed,
     c1_relay_t *r)
 {
     int     rc;
     size_t  pos, n;
 
     c1_relay_init(r, mode, 4096);
+    r->hide_usage = hide;
 
     rc = C1_OK;
     pos = 0;
@@ -60,7 +62,7 @@ run(const uint8_t *in, size_t len, c1_mode_e mode, size_t seed,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int          rc1, rc2;
+    int          rc1, rc2, hide;
     c1_mode_e    mode;
     c1_relay_t   whole, cut;
 
@@ -69,14 +71,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     mode = (data[0] & 1) ? C1_MODE_OPENAI : C1_MODE_PROMPT;
+    hide = (data[0] & 2) ? 1 : 0;
 
-    rc1 = run(data + 1, size - 1, mode, 0, &whole);
-    rc2 = run(data + 1, size - 1, mode, size + data[0], &cut);
+    rc1 = run(data + 1, size - 1, mode, hide, 0, &whole);
+    rc2 = run(data + 1, size - 1, mode, hide, size + data[0], &cut);
 
     if (rc1 != rc2 || whole.out.len != cut.out.len
         || (whole.out.len
             && memcmp(whole.out.data, cut.out.data, whole.out.len) != 0)
-        || whole.done != cut.done || whole.failed != cut.failed)
+        || whole.done != cut.done || whole.failed != cut.failed
+        || whole.total_tokens != cut.total_tokens
+        || whole.content != cut.content)
     {
         abort();
     }
