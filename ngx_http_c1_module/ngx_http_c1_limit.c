@@ -48,8 +48,6 @@ static ngx_int_t ngx_http_c1_limit_decide(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_limit_headers(ngx_http_request_t *r,
     ngx_http_c1_limit_state_t *st);
-static ngx_int_t ngx_http_c1_limit_header(ngx_http_request_t *r,
-    char *name, u_char *value, size_t len);
 static void ngx_http_c1_limit_spend(ngx_http_request_t *r,
     ngx_http_c1_limit_state_t *st, uint64_t tokens);
 static void ngx_http_c1_limit_drop(ngx_http_c1_limit_zone_t *zone,
@@ -717,7 +715,7 @@ static ngx_int_t
 ngx_http_c1_limit_decide(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     char                        when[C1_BUCKET_DURATION_LEN];
-    u_char                      secs[NGX_INT64_LEN + 1];
+    u_char                     *secs;
     uint64_t                    retry;
     ngx_uint_t                  i, j, unit;
     c1_error_t                  words;
@@ -788,8 +786,14 @@ ngx_http_c1_limit_decide(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     retry = ngx_max((retry + 999) / 1000, 1);
 
-    if (ngx_http_c1_limit_header(r, "Retry-After", secs,
-                                 ngx_sprintf(secs, "%uL", retry) - secs)
+    secs = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+    if (secs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(secs, "%uL%Z", retry);
+
+    if (ngx_http_c1_response_add_header(r, "Retry-After", (char *) secs)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -831,60 +835,31 @@ static ngx_int_t
 ngx_http_c1_limit_headers(ngx_http_request_t *r,
     ngx_http_c1_limit_state_t *st)
 {
-    u_char  *p;
-    size_t   len;
+    u_char  *limit, *remaining, *reset;
 
-    p = ngx_pnalloc(r->pool, 2 * NGX_INT64_LEN + C1_BUCKET_DURATION_LEN);
-    if (p == NULL) {
+    limit = ngx_pnalloc(r->pool, 2 * (NGX_INT64_LEN + 1)
+                                 + C1_BUCKET_DURATION_LEN);
+    if (limit == NULL) {
         return NGX_ERROR;
     }
 
-    len = ngx_sprintf(p, "%uL", st->limit->bucket.capacity) - p;
+    remaining = ngx_sprintf(limit, "%uL%Z", st->limit->bucket.capacity);
+    reset = ngx_sprintf(remaining, "%uL%Z", st->state.remaining);
 
-    if (ngx_http_c1_limit_header(r, "X-RateLimit-Limit-Tokens", p, len)
-        != NGX_OK)
+    c1_bucket_duration(st->state.reset, (char *) reset);
+
+    if (ngx_http_c1_response_add_header(r, "X-RateLimit-Limit-Tokens",
+                                        (char *) limit)
+        != NGX_OK
+        || ngx_http_c1_response_add_header(r, "X-RateLimit-Remaining-Tokens",
+                                           (char *) remaining)
+           != NGX_OK
+        || ngx_http_c1_response_add_header(r, "X-RateLimit-Reset-Tokens",
+                                           (char *) reset)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    p += len;
-    len = ngx_sprintf(p, "%uL", st->state.remaining) - p;
-
-    if (ngx_http_c1_limit_header(r, "X-RateLimit-Remaining-Tokens", p, len)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    p += len;
-    len = c1_bucket_duration(st->state.reset, (char *) p);
-
-    return ngx_http_c1_limit_header(r, "X-RateLimit-Reset-Tokens", p, len);
-}
-
-
-static ngx_int_t
-ngx_http_c1_limit_header(ngx_http_request_t *r, char *name, u_char *value,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.len = len;
-    h->value.data = ngx_pnalloc(r->pool, len);
-
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(h->value.data, value, len);
 
     return NGX_OK;
 }
