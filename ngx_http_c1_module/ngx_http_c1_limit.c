@@ -36,12 +36,25 @@ typedef struct {
 } ngx_http_c1_limit_node_t;
 
 
+/* a c1_limit_tokens of a zone, where it is: its buckets' bounds */
+typedef struct {
+    ngx_str_t                  key;             /* as configured */
+    u_char                     unit;
+    unsigned                   completion:1;
+    uint64_t                   rate;
+    uint64_t                   capacity;
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+} ngx_http_c1_limit_use_t;
+
+
 static ngx_int_t ngx_http_c1_limit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_http_c1_limit_zone_t *ngx_http_c1_limit_zone_get(ngx_conf_t *cf,
     ngx_str_t *name);
 static ngx_int_t ngx_http_c1_limit_rate(ngx_str_t *value,
     ngx_http_c1_limit_t *limit);
+static char *ngx_http_c1_limit_use(ngx_conf_t *cf, ngx_http_c1_limit_t *l);
 static void ngx_http_c1_limit_read(ngx_http_c1_limit_state_t *st);
 static void ngx_http_c1_limit_replied(ngx_http_c1_store_op_t *op);
 static ngx_int_t ngx_http_c1_limit_decide(ngx_http_request_t *r,
@@ -201,6 +214,13 @@ ngx_http_c1_limit_zone_get(ngx_conf_t *cf, ngx_str_t *name)
     zone->name = *name;
     zone->used_file = cf->conf_file->file.name;
     zone->used_line = cf->conf_file->line;
+
+    if (ngx_array_init(&zone->uses, cf->pool, 2,
+                       sizeof(ngx_http_c1_limit_use_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     z = ngx_array_push(&mcf->limit_zones);
     if (z == NULL) {
@@ -423,12 +443,68 @@ ngx_http_c1_limit_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_c1_limit_use(cf, &l) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     limit = ngx_array_push(lcf->limits);
     if (limit == NULL) {
         return NGX_CONF_ERROR;
     }
 
     *limit = l;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Limits of one zone with the same key, unit and count share buckets
+ * (a budget across locations): they must agree on its bounds.
+ */
+
+static char *
+ngx_http_c1_limit_use(ngx_conf_t *cf, ngx_http_c1_limit_t *l)
+{
+    ngx_uint_t                i;
+    ngx_http_c1_limit_use_t  *use, *u;
+
+    use = l->zone->uses.elts;
+
+    for (i = 0; i < l->zone->uses.nelts; i++) {
+        u = &use[i];
+
+        if (u->unit != l->unit || u->completion != l->completion
+            || u->key.len != l->key.value.len
+            || ngx_strncmp(u->key.data, l->key.value.data, u->key.len) != 0)
+        {
+            continue;
+        }
+
+        if (u->rate != l->bucket.rate || u->capacity != l->bucket.capacity) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"c1_limit_tokens\" shares its buckets in "
+                               "zone \"%V\" (the same key, unit and count) "
+                               "with the one in %V:%ui, whose rate or burst "
+                               "differs", &l->zone->name, &u->file, u->line);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    u = ngx_array_push(&l->zone->uses);
+    if (u == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    u->key = l->key.value;
+    u->unit = l->unit;
+    u->completion = l->completion;
+    u->rate = l->bucket.rate;
+    u->capacity = l->bucket.capacity;
+    u->file = cf->conf_file->file.name;
+    u->line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 }
@@ -818,9 +894,14 @@ ngx_http_c1_limit_decide(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     (void) ngx_atomic_fetch_add(&limit->zone->sh->limited, 1);
 
+    /* the key may name a user: at debug only, as owners are */
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "c1: tokens limited: key \"%V\"", &refused->key);
+
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "c1: tokens limited by zone \"%V\", key \"%V\", retry in "
-                  "%uL s", &limit->zone->name, &refused->key, retry);
+                  "c1: tokens limited by zone \"%V\", retry in %uL s",
+                  &limit->zone->name, retry);
 
     c1_request_free(&ctx->req);
 
@@ -1062,8 +1143,8 @@ ngx_http_c1_limit_spend(ngx_http_request_t *r, ngx_http_c1_limit_state_t *st,
 
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "c1: c1_limit_tokens_zone \"%V\" has no room for "
-                          "key \"%V\": %uL tokens not debited", &zone->name,
-                          &st->key, tokens);
+                          "a key: %uL tokens not debited", &zone->name,
+                          tokens);
             return;
         }
 

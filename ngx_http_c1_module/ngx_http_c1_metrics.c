@@ -1047,8 +1047,9 @@ ngx_http_c1_page_limits(ngx_http_c1_page_t *pg, ngx_array_t *zones)
         }
     }
 
-    if (ngx_http_c1_page_printf(pg, "# HELP c1_limit_keys Keys a token "
-                                "limit zone holds in its memory.\n"
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_limit_keys Buckets (a key "
+                                "under a unit and a count) a token limit "
+                                "zone holds in its memory.\n"
                                 "# TYPE c1_limit_keys gauge\n")
         != NGX_OK)
     {

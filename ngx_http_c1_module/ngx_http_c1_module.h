@@ -70,6 +70,7 @@ typedef struct {
     ngx_msec_t                 logged;          /* a drop, by this process */
     ngx_str_t                  used_file;       /* where first used */
     ngx_uint_t                 used_line;
+    ngx_array_t                uses;            /* of ..._limit_use_t */
 } ngx_http_c1_limit_zone_t;
 
 

@@ -1,8 +1,8 @@
 # The metrics page is valid Prometheus text, as Prometheus's own parser
 # and linter (`promtool check metrics`, Debian's prometheus package) read
-# it: with 0, 1, 2 and 3 history zones (one with a name as long as nginx
-# allows, one with a name that needs escaping), after traffic of every
-# outcome; each family once, with its HELP and TYPE, then all its samples;
+# it: with 0, 1, 2 and 3 history zones and as many token limit zones (one
+# with a name as long as nginx allows, one with a name that needs
+# escaping), after traffic of every outcome; each family once, with its HELP and TYPE, then all its samples;
 # every zone's samples there; the Content-Length the page's length.
 
 use strict;
@@ -30,7 +30,15 @@ my @zones = (
     [ q{'we"ird\\\\name'}, q{we\\"ird\\\\name} ],
 );
 
-my @outcomes = qw(ok invalid_request c1_error upstream_failure client_aborted);
+# the token limits' zones, beside the history zones
+my @limit_zones = (
+    [ 'tokens', 'tokens' ],
+    [ 'y' x 4080, 'y' x 4080 ],
+    [ q{'to"ke\\\\ns'}, q{to\\"ke\\\\ns} ],
+);
+
+my @outcomes = qw(ok invalid_request c1_error upstream_failure client_aborted
+                  rate_limited);
 
 my @base = qw(c1_requests_total c1_prompt_tokens_total
               c1_completion_tokens_total c1_upstream_latency_seconds
@@ -42,6 +50,12 @@ my @history = qw(c1_history_threads c1_history_messages c1_history_bytes
                  c1_history_evicted_total c1_history_expired_total
                  c1_history_dropped_total c1_history_zone_size_bytes);
 
+# and the samples each limit zone has in them
+my %limits = (c1_limited_total => 1, c1_limit_debited_tokens_total => 2,
+              c1_limit_keys => 1, c1_limit_dropped_total => 1);
+my @limits = qw(c1_limited_total c1_limit_debited_tokens_total
+                c1_limit_keys c1_limit_dropped_total);
+
 sub config {
     my $n = shift;
     my ($decl, $locs) = ('', '');
@@ -51,6 +65,15 @@ sub config {
         my $arg = $name =~ /^'(.*)'$/ ? "'zone=$1:1m'" : "zone=$name:1m";
         $decl .= "    c1_history_zone $arg;\n";
         $locs .= "        location = /chat$i { c1_history $name; c1_pass /_c1; }\n";
+
+        # one token a day: the first answer spends it, the next is refused
+        my $lname = $limit_zones[$i][0];
+        my ($larg, $lref) = $lname =~ /^'(.*)'$/
+                          ? ("'zone=$1:1m'", "'zone=$1'")
+                          : ("zone=$lname:1m", "zone=$lname");
+        $decl .= "    c1_limit_tokens_zone $larg;\n";
+        $locs .= "        location = /limited$i { c1_limit_tokens $lref "
+               . "key=k rate=1/d; c1_pass /_c1; }\n";
     }
 
     return <<"_EOC_" . $C1Mock::MockLocations . "}\n";
@@ -148,6 +171,12 @@ for my $n (0 .. 3) {
             is($code, 200, "$name: a turn in zone $i");
         }
     }
+    for my $i (0 .. $n - 1) {
+        ($code) = curl('POST', "/limited$i", '{"prompt":"x"}');
+        is($code, 200, "$name: limit zone $i: its one token spent");
+        ($code) = curl('POST', "/limited$i", '{"prompt":"x"}');
+        is($code, 429, "$name: limit zone $i: rate_limited");
+    }
     ($code) = curl('POST', '/chat', '{"prompt":"x"}');
     is($code, 200, "$name: ok");
     ($code) = curl('POST', '/v1/chat/completions',
@@ -180,6 +209,10 @@ for my $n (0 .. 3) {
     }
 
     for my $o (@outcomes) {
+        if ($o eq 'rate_limited' && $n == 0) {
+            is(outcome($page, $o), 0, "$name: no limit, no outcome $o");
+            next;
+        }
         ok(outcome($page, $o) > 0, "$name: the page counts outcome $o");
     }
 
@@ -218,12 +251,12 @@ for my $n (0 .. 3) {
         $samples{$family}++;
     }
 
-    my @want = (@base, $n ? @history : ());
+    my @want = (@base, $n ? (@history, @limits) : ());
     is_deeply(\@order, \@want, "$name: the families, each once, in order");
     ok($grouped, "$name: each family's samples follow its HELP and TYPE");
     is_deeply([grep { $help{$_} != 1 || $type{$_} != 1 } @want], [],
               "$name: one HELP and one TYPE for each family");
-    is($samples{c1_requests_total}, 30, "$name: c1_requests_total: 30 samples");
+    is($samples{c1_requests_total}, 36, "$name: c1_requests_total: 36 samples");
     is($samples{c1_upstream_latency_seconds}, 15,
        "$name: a histogram: 13 buckets, a sum and a count");
 
@@ -234,6 +267,21 @@ for my $n (0 .. 3) {
             is(scalar(() = $page =~ /^\Q$f\E\{zone="\Q$label\E"\} \d+$/mg), 1,
                "$name: $f of zone $i");
         }
+    }
+
+    for my $f (@limits) {
+        is($samples{$f} // 0, $n * $limits{$f},
+           "$name: $f: $limits{$f} per limit zone");
+    }
+
+    for my $i (0 .. $n - 1) {
+        my $label = $limit_zones[$i][1];
+        like($page, qr/^c1_limited_total\{zone="\Q$label\E"\} 1$/m,
+             "$name: limit zone $i refused one request");
+        like($page, qr/^c1_limit_keys\{zone="\Q$label\E"\} 1$/m,
+             "$name: limit zone $i holds its key");
+        like($page, qr/^c1_limit_debited_tokens_total\{zone="\Q$label\E",source="(?:usage|estimate)"\} [1-9]\d*$/m,
+             "$name: limit zone $i debited its answer");
     }
 
     for my $i (0 .. $n - 1) {
