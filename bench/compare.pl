@@ -56,7 +56,7 @@ my $mock_port = $ENV{BENCH_PORT} || 19810;
 my $cg_port = $ENV{BENCH_PORT} ? $mock_port + 9 : 19890;    # callgrind's
 my $fixture = C1Bench::fixture('dashboard');
 
-my @names = qw(direct module retry openai plain lua njs fastapi node);
+my @names = qw(direct module retry limit openai plain lua njs fastapi node);
 @names = grep { $_ ne 'callgrind' } split /,/, $o{only} if $o{only};
 
 my $prompt = '{"prompt":"Show me a product analytics dashboard"}';
@@ -71,6 +71,7 @@ my %job = (
     direct  => [undef, '/v1/embed/chat/completions', $c1],
     module  => ['module', '/chat', $prompt],
     retry   => ['retry', '/chat', $prompt],
+    limit   => ['limit', '/chat', $prompt],
     openai  => ['module', '/v1/chat/completions', $openai],
     plain   => ['plain', '/chat', $c1],
     lua     => ['lua', '/chat', $prompt],
@@ -264,9 +265,10 @@ sub streams_rss {
 # instructions per request (callgrind counts them, whatever else the
 # machine does): the module against plain proxy_pass, in one nginx
 sub callgrind_ir {
-    my ($path, $body, $n) = @_;
+    my ($path, $body, $n, $http, $more) = @_;
     my $d = "$C1Bench::Root/cmp-callgrind";
-    my $more = $ENV{C1_BENCH_DIRECTIVES} // '';
+    $http //= '';
+    $more //= $ENV{C1_BENCH_DIRECTIVES} // '';
     remove_tree($d);
     make_path("$d/logs");
     open my $fh, '>', "$d/nginx.conf" or die $!;
@@ -279,6 +281,7 @@ pid logs/nginx.pid;
 events { worker_connections 1024; }
 http {
     access_log off;
+    $http
     upstream mock_c1 { server 127.0.0.1:$mock_port; keepalive 16; }
     server {
         listen 127.0.0.1:$cg_port;
@@ -335,11 +338,16 @@ _EOC_
     return $total;
 }
 
+# the limit contender's directives (bench/contenders/limit/start)
+my @limit = ('c1_limit_tokens_zone zone=bench:1m;',
+             'c1_limit_tokens zone=bench key=bench rate=1000000000/m;');
+
 if (!$o{only} || $o{only} =~ /callgrind/) {
-    for my $t (['module', '/chat', $prompt], ['plain', '/plain', $c1]) {
-        my ($name, $path, $body) = @$t;
-        my $few = callgrind_ir($path, $body, 100);
-        my $many = callgrind_ir($path, $body, 600);
+    for my $t (['module', '/chat', $prompt], ['limit', '/chat', $prompt, @limit],
+               ['plain', '/plain', $c1]) {
+        my ($name, $path, $body, @more) = @$t;
+        my $few = callgrind_ir($path, $body, 100, @more);
+        my $many = callgrind_ir($path, $body, 600, @more);
         $r{$name}{ir} = ($many - $few) / 500;
         printf STDERR "%s: %.0f instructions per request\n", $name, $r{$name}{ir};
     }
@@ -411,6 +419,10 @@ for my $c (1, 16, 128) {
     printf $md "| c1_retry on (no failures) within 2%% of off, c=%d | %s |\n",
         $c, ratio('retry', 'module', "rps$c");
 }
+printf $md "| one c1_limit_tokens in effect (never reached) within 3%% of "
+    . "none, c=16 | %s (c=1 %s, c=128 %s; CPU per request %s) |\n",
+    ratio('limit', 'module', 'rps16'), ratio('limit', 'module', 'rps1'),
+    ratio('limit', 'module', 'rps128'), ratio('limit', 'module', 'cpu16');
 printf $md "| CPU per request at c=16, module / plain proxy_pass (lower is "
     . "better; no target) | %s (OpenAI mode %s) |\n",
     ratio('module', 'plain', 'cpu16'), ratio('openai', 'plain', 'cpu16');
@@ -432,6 +444,10 @@ printf $md "| instructions per request, module / plain proxy_pass (callgrind) "
     . "| %s / %s (%s) |\n",
     map({ $r{$_} && $r{$_}{ir} ? sprintf('%.0f', $r{$_}{ir}) : 'N/A' } qw(module plain)),
     ratio('module', 'plain', 'ir');
+printf $md "| instructions per request, one c1_limit_tokens / none "
+    . "(callgrind) | %s / %s (%s) |\n",
+    map({ $r{$_} && $r{$_}{ir} ? sprintf('%.0f', $r{$_}{ir}) : 'N/A' } qw(limit module)),
+    ratio('limit', 'module', 'ir');
 printf $md "| %d concurrent streams in < 64 MB added RSS | %s MB |\n",
     $o{streams}, defined $m->{rss} ? sprintf('%.1f', $m->{rss}) : 'N/A';
 print $md $history;

@@ -46,12 +46,19 @@ $redis =~ s/^    #     //mg;
 my $fleet = $text;
 ok($fleet =~ s/^    c1_history_zone zone=threads:\S+.*;$/    $redis/m,
    'conf.example: the zone line the Redis one replaces');
+
+# and the token budgets in that Redis (store= names the Redis store)
+my ($tokens) = $text =~ /^    #     (c1_limit_tokens_zone zone=tokens:\S+ store=threads;)$/m
+    or BAIL_OUT('conf.example no longer shows c1_limit_tokens_zone store=');
+ok($fleet =~ s/^    c1_limit_tokens_zone zone=tokens:\S+;$/    $tokens/m,
+   'conf.example: the c1_limit_tokens_zone line the store= one replaces');
 open my $outf, '>', "$dir/fleet.conf" or die $!;
 print $outf $fleet;
 close $outf;
 
 $out = `unshare --mount sh -c "mount --bind $dir/hosts /etc/hosts && $nginx -t -c $dir/fleet.conf $g" 2>&1`;
-is($? >> 8, 0, 'nginx -t accepts conf.example with its c1_history_redis')
+is($? >> 8, 0, 'nginx -t accepts conf.example with its c1_history_redis '
+             . 'and c1_limit_tokens_zone store=')
     or diag($out);
 
 done_testing();
