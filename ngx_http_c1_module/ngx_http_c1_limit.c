@@ -688,6 +688,10 @@ ngx_http_c1_limit_check(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     ctx->nlimits = n;
 
+    if (n == 0) {
+        return NGX_OK;                  /* every key empty: no limit */
+    }
+
     for (i = 0; i < n; i++) {
         st = &ctx->limits[i];
 
