@@ -422,6 +422,8 @@ ngx_http_c1_turn(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     }
 
     ctx->kind = NGX_HTTP_C1_KIND_TURN;
+    ctx->mode = ctx->req.mode;
+    ctx->stream = ctx->req.stream;
 
     checked = ngx_http_c1_limit_check(r, ctx);
 

@@ -962,6 +962,8 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
     long                        p, c, t;
     size_t                      content;
+    c1_error_t                  err;
+    c1_answer_t                 answer;
     uint64_t                    tokens, total_est, completion_est;
     ngx_uint_t                  i, estimated;
     ngx_http_c1_limit_zone_t   *zone;
@@ -987,8 +989,21 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         p = ctx->content.prompt_tokens;
         c = ctx->content.completion_tokens;
         t = ctx->content.total_tokens;
-        content = ctx->content.content_len ? ctx->content.content_len
-                                           : ctx->len;
+        content = ctx->content.content_len;
+
+        /* no usage: the content's bytes, read from the answer if need be */
+
+        if (t < 0 && c < 0 && ctx->content.content == NULL) {
+            content = ctx->len;
+
+            if (c1_answer_extract(ctx->buf, ctx->len, C1_MODE_PROMPT,
+                                  &answer, &err)
+                == C1_OK)
+            {
+                content = answer.content_len;
+                c1_free(answer.content);
+            }
+        }
 
     } else {
         return;
