@@ -97,7 +97,7 @@ our $Locations = <<'_EOC_';
 
             -- a usage: ITEMuP.C.T or ITEMuP.C
             local usage
-            local base, u = what:match("^(%a+%d*)u([%d.]+)$")
+            local base, u = what:match("^(%w-)u([%d.]+)$")
             if base then
                 local p, c, t = u:match("^(%d+)%.(%d+)%.?(%d*)$")
                 if p then
