@@ -1000,3 +1000,47 @@ main::seq({ r => "POST /chat", u => "k0", nb => 1 },
 --- error_log eval
 qr/\[warn\] .*c1: c1_limit_tokens_zone "small" is full: dropped the least recently used key/
 --- timeout: 30
+
+
+
+=== TEST 55: C1's stream broken off after "one " (OpenAI shape, then prompt mode): the estimate from the request and the content that came (4 bytes)
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
+--- plan: breakafter,200u1.1.2,breakafter,200u1.1.2
+--- request eval
+main::seq({ r => "POST /v1/chat/completions", b => "OS", nb => 1 },
+          { est => [1, 4, 1000] },
+          { r => "POST /v1/chat/completions", b => "OS", nb => 1 },
+          { r => "POST /s/chat", b => "T", u => "b", nb => 1 },
+          { est => [3, 4, 1000] },
+          { r => "POST /s/chat", b => "T", u => "b", nb => 1 },
+          { r => "GET /calls?iu=1" })
+--- response_body_like eval
+'\A' . main::ln(200, 1000, 1000, '0s', '-')
+ . 'est=(\d+) left=(\d+)\n'
+ . main::ln(200, 1000, '\2', '[^ ]+', '-')
+ . main::ln(200, 1000, 1000, '0s', '-')
+ . 'est=(\d+) left=(\d+)\n'
+ . main::ln(200, 1000, '\4', '[^ ]+', '-')
+ . main::ln(200, '-', '-', '-', '-')
+ . 'calls=4\n- 1 m iu=true len=\d+\n- 2 m iu=true len=\d+\n- 3 m iu=true len=\d+\n- 4 m iu=true len=\d+\n'
+
+
+
+=== TEST 56: a client that goes away mid-stream is debited the estimate of what C1 streamed until then ("one ", or "one two " if nginx saw it go only when "two " came)
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
+--- plan: slowafter,200u1.1.2
+--- request eval
+main::seq({ r => "POST /v1/chat/completions", b => "OS", gone => '"one "' },
+          { sleep => 1.3 },
+          { est => [1, 4, 1000] },
+          { est => [1, 8, 1000] },
+          { r => "POST /v1/chat/completions", b => "OS", nb => 1 },
+          { r => "GET /metrics", grep => 'source="estimate"' })
+--- response_body_like eval
+'\Agone after "one "\n'
+ . 'est=(\d+) left=(\d+)\nest=(\d+) left=(\d+)\n'
+ . main::ln(200, 1000, '(?:\2|\4)', '[^ ]+', '-')
+ . main::ln(200, '-', '-', '-', '-') . 'c1_limit_debited_tokens_total\{zone="u",source="estimate"\} (?:\1|\3)\n\z'
+--- timeout: 5

@@ -21,6 +21,7 @@ package C1Plan;
 #   hangbefore   the role event, then nothing for 3 s
 #   errorbefore  the role event, then an error event
 #   close        closes the connection without answering
+#   slowafter    a good stream that pauses 1 s after the "one " event
 #   streamx      a good stream whose content needs JSON escapes: role
 #                event, "one ", "\"two\"\n" (as JSON), "three", stop, [DONE]
 # 200, stream and streamx take a usage: ITEMuP.C.T (e.g. 200u10.5.15) is
@@ -169,6 +170,7 @@ our $Locations = <<'_EOC_';
                 ngx.sleep(0.1)
                 return ngx.exit(444)
             end
+            if what == "slowafter" then ngx.sleep(1) end
             ev(piece(what == "streamx" and '\\"two\\"\\n' or "two "))
             ev(piece("three"))
             ev('{"choices":[{"delta":{},"finish_reason":"stop"}]}')

@@ -24,6 +24,10 @@ package C1Seq;
 #       then the body and "\n" (not with "nb"; with "grep" only the body's
 #       lines that match the Lua pattern). "q": prints nothing but a line
 #       "STATUS" when the status is not 200.
+#   {"r": ..., "gone": "TEXT"}
+#       the request as above, but the client reads only until TEXT came
+#       (at most 3 s) then closes the connection; prints "gone after TEXT"
+#       (or "gone: ERR" when it did not come).
 #   {"sleep": SECONDS}
 #   {"est": [CALL, CONTENT_BYTES, BEFORE]}
 #       the spec's estimate for the mock's call CALL (its body's bytes as
@@ -90,6 +94,20 @@ our $Location = <<'_EOC_';
                 s:settimeout(5000)
                 assert(s:connect("127.0.0.1", step.port or ngx.var.server_port))
                 assert(s:send(table.concat(req)))
+                if step.gone then
+                    s:settimeout(3000)
+                    local got = ""
+                    while not got:find(step.gone, 1, true) do
+                        local c, err = s:receive(1)
+                        if not c then
+                            s:close()
+                            return "gone: " .. err
+                        end
+                        got = got .. c
+                    end
+                    s:close()
+                    return "gone after " .. step.gone
+                end
                 local all, err, partial = s:receive("*a")
                 s:close()
                 all = all or partial or ""
@@ -141,7 +159,9 @@ our $Location = <<'_EOC_';
 
                 else
                     local status, hdr, body = http(step)
-                    if step.q then
+                    if step.gone then
+                        ngx.print(status, "\n")
+                    elseif step.q then
                         if status ~= "200" then ngx.print(status, "\n") end
                     else
                         ngx.print(status,
