@@ -383,7 +383,17 @@ qr/\[emerg\] [^\n]*duplicate "c1_limit_tokens" for zone "u"/
 
 
 
-=== TEST 25: 8 limits in one level (by unit, count, key) and the bounds of every value are accepted; the least remaining is reported (rate=1/m: 1)
+=== TEST 25: nginx -t: two limits sharing buckets (zone, key text, unit, count) in two levels with different rates
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=10/d;
+location = /x/chat { c1_limit_tokens zone=u key=$http_x_user rate=20/d; c1_pass /_c1; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] [^\n]*"c1_limit_tokens" shares its buckets in zone "u" \(the same key, unit and count\) with the one in \S+:\d+, whose rate or burst differs/
+
+
+
+=== TEST 26: 8 limits in one level (by unit, count, key) and the bounds of every value are accepted; the least remaining is reported (rate=1/m: 1)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1/m;
 c1_limit_tokens zone=u key=$http_x_user rate=1000000000/d burst=1000000000;
@@ -407,7 +417,7 @@ answer from m
 
 
 
-=== TEST 26: nginx -t: a 9th limit in one level
+=== TEST 27: nginx -t: a 9th limit in one level
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1/m;
 c1_limit_tokens zone=u key=$http_x_user rate=1/h;
@@ -424,7 +434,7 @@ qr/\[emerg\] [^\n]*"c1_limit_tokens"[^\n]*\b8\b/
 
 
 
-=== TEST 27: nginx -t: c1_limit_tokens_status 399
+=== TEST 28: nginx -t: c1_limit_tokens_status 399
 --- c1
 c1_limit_tokens_status 399;
 --- must_die
@@ -433,7 +443,7 @@ qr/\[emerg\] [^\n]*value must be between 400 and 599/
 
 
 
-=== TEST 28: nginx -t: c1_limit_tokens_status 600
+=== TEST 29: nginx -t: c1_limit_tokens_status 600
 --- c1
 c1_limit_tokens_status 600;
 --- must_die
@@ -442,7 +452,7 @@ qr/\[emerg\] [^\n]*value must be between 400 and 599/
 
 
 
-=== TEST 29: inheritance: http's limit and status in a location without its own; a location's own list (another zone, status 503) replaces http's
+=== TEST 30: inheritance: http's limit and status in a location without its own; a location's own list (another zone, status 503) replaces http's
 --- http_config
     c1_limit_tokens_zone zone=v:1m;
     c1_limit_tokens zone=u key=$http_x_user rate=100/d;
@@ -486,7 +496,7 @@ qr/\[emerg\] [^\n]*value must be between 400 and 599/
 
 
 
-=== TEST 30: inheritance: a server's list replaces http's, a location's replaces the server's (the larger capacity reported: the other is not in effect)
+=== TEST 31: inheritance: a server's list replaces http's, a location's replaces the server's (the larger capacity reported: the other is not in effect)
 --- http_config
     c1_limit_tokens_zone zone=v:1m;
     c1_limit_tokens zone=u key=$http_x_user rate=100/d;
@@ -523,7 +533,7 @@ qr/\[emerg\] [^\n]*value must be between 400 and 599/
 
 
 
-=== TEST 31: per day, exactly: 1000/d, answers of 400, 400, 200 tokens: the headers before each debit, refused at 0 with the body, Retry-After and Content-Type; C1 not called; the access log; the metrics
+=== TEST 32: per day, exactly: 1000/d, answers of 400, 400, 200 tokens: the headers before each debit, refused at 0 with the body, Retry-After and Content-Type; C1 not called; the access log; the metrics
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 200u100.300.400,200u100.300.400,200u50.150.200,200u1.1.2
@@ -543,11 +553,30 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 ['\Aanswer from m\z', '\Aanswer from m\z', '\Aanswer from m\z',
  '\A' . main::refusal('d', 'u', 1000, '1m2[67](?:\.\d{1,3})?s') . '\z',
  '\Acalls=3\n- 1 m iu=- len=\d+\n- 2 m iu=- len=\d+\n- 3 m iu=- len=\d+\n/chat 200 rem=1000 key=a error=-\n/chat 200 rem=600 key=a error=-\n/chat 200 rem=200 key=a error=-\n/chat 429 rem=0 key=a error=rate_limit_exceeded\n\z',
- '\A' . main::metrics('u', limited => 1, usage => 1000, estimate => 0, keys => 1, dropped => 0) . '(?=[\s\S]*(?m:^c1_requests_total\{mode="prompt",stream="0",outcome="rate_limited"\} 1$))(?=[\s\S]*(?m:^c1_requests_total\{mode="prompt",stream="0",outcome="ok"\} 3$))']
+ '\A' . main::metrics('u', limited => 1, usage => 1000, estimate => 0, keys => 1, dropped => 0) . '(?=[\s\S]*(?m:^c1_requests_total\{[^}]*outcome="rate_limited"\} 1$))(?=[\s\S]*(?m:^c1_requests_total\{mode="prompt",stream="0",outcome="ok"\} 3$))']
 
 
 
-=== TEST 32: per minute, exactly: 10/m, answers of 3, 3, 4: refused at 0, Retry-After 6 (one token per 6 s), the reset 1m0s
+=== TEST 33: a refusal counts in c1_requests_total as outcome "rate_limited" under the request's mode and stream (its shape was known: the check comes after the body is read), never mode "none"
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=10/d;
+--- plan: 200u5.5.10
+--- request eval
+main::seq({ r => "POST /chat", nb => 1 },
+          { r => "POST /chat", nb => 1 },
+          { r => "POST /s/chat", nb => 1 },
+          { r => "POST /v1/chat/completions", b => "O", nb => 1 },
+          { r => "POST /v1/chat/completions", b => "OS", nb => 1 },
+          { r => "GET /metrics", grep => 'rate_limited' })
+--- response_body_like eval
+'\A' . main::ln(200, 10, 10, '0s', '-') . (main::ln(429, 10, 0, '[^ ]+', '\d+') x 4)
+ . main::ln(200, '-', '-', '-', '-')
+ . CORE::join('', map { '(?=[\s\S]*(?m:^c1_requests_total\{mode="' . $_->[0] . '",stream="' . $_->[1] . '",outcome="rate_limited"\} ' . $_->[2] . '$))' }
+   ['none', 0, 0], ['none', 1, 0], ['prompt', 0, 1], ['prompt', 1, 1], ['openai', 0, 1], ['openai', 1, 1])
+
+
+
+=== TEST 34: per minute, exactly: 10/m, answers of 3, 3, 4: refused at 0, Retry-After 6 (one token per 6 s), the reset 1m0s
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=10/m;
 --- plan: 200u1.2.3,200u1.2.3,200u2.2.4,200u1.1.2
@@ -562,7 +591,7 @@ main::seq(({ r => "POST /chat" }) x 4, { r => "GET /calls" })
 
 
 
-=== TEST 33: per hour, exactly, in the OpenAI shape: 100/h, answers of 40, 40, 20; the refused request is a stream request and gets the JSON refusal; Retry-After 36
+=== TEST 35: per hour, exactly, in the OpenAI shape: 100/h, answers of 40, 40, 20; the refused request is a stream request and gets the JSON refusal; Retry-After 36
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=100/h;
 --- plan: 200u10.30.40,200u10.30.40,200u5.15.20,200u1.1.2
@@ -579,7 +608,7 @@ main::seq(({ r => "POST /v1/chat/completions", b => "O", nb => 1 }) x 3,
 
 
 
-=== TEST 34: burst: 10/m burst=5 holds 15 (the Limit header and the message say 15)
+=== TEST 36: burst: 10/m burst=5 holds 15 (the Limit header and the message say 15)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=10/m burst=5;
 --- plan: 200u1.4.5
@@ -593,7 +622,7 @@ main::seq(({ r => "POST /chat", nb => 1 }) x 3, { r => "POST /chat" })
 
 
 
-=== TEST 35: count=total (the default) debits usage.total_tokens when C1 gives it (200, not 150), else prompt + completion (150)
+=== TEST 37: count=total (the default) debits usage.total_tokens when C1 gives it (200, not 150), else prompt + completion (150)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 200u100.50.200,200u100.50,200u300.100.400,200u1.1.2
@@ -609,7 +638,7 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 
 
 
-=== TEST 36: count=completion debits usage.completion_tokens, whole answers (with and without total_tokens) and a stream's usage chunk
+=== TEST 38: count=completion debits usage.completion_tokens, whole answers (with and without total_tokens) and a stream's usage chunk
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d count=completion;
 --- plan: 200u300.100.400,200u300.100,streamu300.50.350,200u1.1.2
@@ -633,7 +662,7 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d count=completion;
 
 
 
-=== TEST 37: a minute limit and a day limit: the one with the least remaining is reported (the first in config order on a tie), the minute one refuses; the metrics count each bucket's debit
+=== TEST 39: a minute limit and a day limit: the one with the least remaining is reported (the first in config order on a tie), the minute one refuses; the metrics count each bucket's debit
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=40/m;
 c1_limit_tokens zone=u key=$http_x_user rate=30/d count=completion;
@@ -651,7 +680,7 @@ main::seq(({ r => "POST /chat", nb => 1 }) x 4, { r => "POST /chat" },
 
 
 
-=== TEST 38: two limits at 0: the message names the first in config order, Retry-After waits for both (the day's 8640 s); in reverse order the day limit is named
+=== TEST 40: two limits at 0: the message names the first in config order, Retry-After waits for both (the day's 8640 s); in reverse order the day limit is named
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=10/m;
 c1_limit_tokens zone=u key=$http_x_user rate=10/d;
@@ -670,7 +699,7 @@ main::seq({ r => "POST /chat", nb => 1 }, { r => "POST /chat" }, { r => "POST /r
 
 
 
-=== TEST 39: one bucket per (zone, unit, count, key): two limits whose keys evaluate alike are debited once; apart, each is debited
+=== TEST 41: one bucket per (zone, unit, count, key): two limits whose keys evaluate alike are debited once; apart, each is debited
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 c1_limit_tokens zone=u key=$http_x_who rate=1000/d;
@@ -689,7 +718,7 @@ main::seq(({ r => "POST /chat", h => { "X-Who" => "a" }, nb => 1 }) x 3,
 
 
 
-=== TEST 40: an empty key is not limited: no headers, C1 called, nothing debited; a request with the key is
+=== TEST 42: an empty key is not limited: no headers, C1 called, nothing debited; a request with the key is
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 200u300.300.600
@@ -709,7 +738,23 @@ main::seq(({ r => "POST /chat", u => "" }) x 3,
 
 
 
-=== TEST 41: the answer that runs over is let through (400 left, 600 spent), the next is refused until it refills to 1 (201 tokens: 17366.4 s)
+=== TEST 43: an empty key, streamed: no limit in effect, so C1 gets the client's request as it was (no stream_options added, the client's own include_usage kept and its usage chunk relayed)
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
+--- plan: streamu10.5.15
+--- request eval
+main::seq({ r => "POST /v1/chat/completions", b => "OS", u => "" },
+          { r => "POST /v1/chat/completions", b => "OSU", u => "" },
+          { r => "GET /calls?iu=1" })
+--- response_body_like eval
+'\A' . main::ln(200, '-', '-', '-', '-') . quotemeta($main::Stream) . '\n'
+ . main::ln(200, '-', '-', '-', '-') . quotemeta($main::StreamUsage) . '\n'
+ . main::ln(200, '-', '-', '-', '-')
+ . 'calls=2\n- 1 m iu=- len=\d+\n- 2 m iu=true len=\d+\n'
+
+
+
+=== TEST 44: the answer that runs over is let through (400 left, 600 spent), the next is refused until it refills to 1 (201 tokens: 17366.4 s)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 200u100.500.600
@@ -723,7 +768,7 @@ main::seq({ r => "POST /chat" }, { r => "POST /chat" }, { r => "POST /chat" }, {
 
 
 
-=== TEST 42: reset: 600/m (10 tokens a second) spent at once: refused with Retry-After 1, allowed again 0.5 s later (5 tokens back); the warn line of the refusal
+=== TEST 45: reset: 600/m (10 tokens a second) spent at once: refused with Retry-After 1, allowed again 0.5 s later (5 tokens back); the warn line of the refusal
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=600/m;
 --- plan: 200u300.300.600
@@ -736,12 +781,12 @@ main::seq({ r => "POST /chat", nb => 1 }, { r => "POST /chat" }, { sleep => 0.5 
  . main::ln(200, 600, '[5-9]', '5\d(?:\.\d{1,3})?s', '-')
  . main::ln(200, '-', '-', '-', '-') . 'calls=2\n'
 --- error_log eval
-qr/\[warn\] .*c1: tokens limited by zone "u", key "a", retry in 1 s/
+qr/\[warn\] [^\n]*c1: tokens limited by zone "u", retry in 1 s,/
 --- timeout: 5
 
 
 
-=== TEST 43: the reset in milliseconds (one token at 600/m: 100 ms), then 0s once full again
+=== TEST 46: the reset in milliseconds (one token at 600/m: 100 ms), then 0s once full again
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=600/m;
 --- plan: 200u0.1.1
@@ -755,7 +800,7 @@ main::seq({ r => "POST /chat", nb => 1 }, { r => "POST /chat", nb => 1 }, { slee
 
 
 
-=== TEST 44: a prompt-mode stream (text/plain): C1 asked for include_usage, debited from the usage chunk (15), the client never sees it; the headers in the stream's header
+=== TEST 47: a prompt-mode stream (text/plain): C1 asked for include_usage, debited from the usage chunk (15), the client never sees it; the headers in the stream's header
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: streamu10.5.15
@@ -770,7 +815,7 @@ main::seq({ r => "POST /s/chat", b => "T" }, { r => "POST /s/chat", b => "T" },
 
 
 
-=== TEST 45: an OpenAI-shape stream from a client that did not ask for usage (no stream_options, or include_usage false): C1 asked for it, the usage chunk kept from the client, debited
+=== TEST 48: an OpenAI-shape stream from a client that did not ask for usage (no stream_options, or include_usage false): C1 asked for it, the usage chunk kept from the client, debited
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: streamu10.5.15
@@ -787,7 +832,7 @@ main::seq({ r => "POST /v1/chat/completions", b => "OS" },
 
 
 
-=== TEST 46: an OpenAI-shape stream from a client that asked for include_usage: it gets the usage chunk as C1 sent it; debited
+=== TEST 49: an OpenAI-shape stream from a client that asked for include_usage: it gets the usage chunk as C1 sent it; debited
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: streamu10.5.15
@@ -802,7 +847,7 @@ main::seq({ r => "POST /v1/chat/completions", b => "OSU" },
 
 
 
-=== TEST 47: a stream without usage (OpenAI shape): the estimate, ceil(bytes sent to C1 / 4) + ceil(13 / 4), counted as source="estimate"
+=== TEST 50: a stream without usage (OpenAI shape): the estimate, ceil(bytes sent to C1 / 4) + ceil(13 / 4), counted as source="estimate"
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: stream
@@ -823,7 +868,7 @@ main::seq({ r => "POST /v1/chat/completions", b => "OS" },
 
 
 
-=== TEST 48: the estimate counts a stream's content as C1 escaped it in the OpenAI shape (18 bytes), unescaped in prompt mode (15 bytes)
+=== TEST 51: the estimate counts a stream's content as C1 escaped it in the OpenAI shape (18 bytes), unescaped in prompt mode (15 bytes)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: streamx
@@ -844,7 +889,7 @@ main::seq({ r => "POST /s/chat", b => "T" },
 
 
 
-=== TEST 49: a whole answer without usage: the estimate from the request's bytes and the content's length (13), prompt and OpenAI shape
+=== TEST 52: a whole answer without usage: the estimate from the request's bytes and the content's length (13), prompt and OpenAI shape
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 200
@@ -867,7 +912,7 @@ main::seq({ r => "POST /chat", nb => 1 },
 
 
 
-=== TEST 50: C1's own 429 is relayed with C1's Retry-After (else 1), C1's 500 and an unreachable C1 as they are: the headers, nothing debited
+=== TEST 53: C1's own 429 is relayed with C1's Retry-After (else 1), C1's 500 and an unreachable C1 as they are: the headers, nothing debited
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: 429ra7,429,500,200u10.5.15,200u1.1.2
@@ -893,7 +938,7 @@ main::seq({ r => "POST /chat" }, { r => "POST /chat" }, { r => "POST /dead/chat"
 
 
 
-=== TEST 51: threads: turns count (refused at 0), the thread's GET and DELETE and the thread API are not counted and carry no headers, even for a key with nothing left
+=== TEST 54: threads: turns count (refused at 0), the thread's GET and DELETE and the thread API are not counted and carry no headers, even for a key with nothing left
 --- http_config
     c1_history_zone zone=threads:1m;
 --- c1
@@ -923,7 +968,7 @@ main::seq({ r => "POST /chat", b => '{"prompt": "one", "threadId": "t1"}' },
 
 
 
-=== TEST 52: requests refused before the check (400 empty prompt, 400 bad JSON, 405, 415) are not counted and carry no headers, even for a key with nothing left
+=== TEST 55: requests refused before the check (400 empty prompt, 400 bad JSON, 405, 415) are not counted and carry no headers, even for a key with nothing left
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=10/d;
 --- plan: 200u5.5.10
@@ -945,7 +990,7 @@ main::seq({ r => "POST /chat", nb => 1 }, { r => "POST /chat", nb => 1 },
 
 
 
-=== TEST 53: $c1_limit_key and $c1_limit_remaining: the reported limit's (add_header and the access log); not found without a limit in effect
+=== TEST 56: $c1_limit_key and $c1_limit_remaining: the reported limit's (add_header and the access log); not found without a limit in effect
 --- c1
 c1_limit_tokens zone=u key=u:$http_x_user rate=100/d count=completion;
 c1_limit_tokens zone=u key=t:$http_x_team rate=150/d;
@@ -975,7 +1020,7 @@ X-Team: t
 
 
 
-=== TEST 54: a full zone (32k) filled with many keys: the least recently used dropped (and counted, and logged), a dropped key starts full
+=== TEST 57: a full zone (32k) filled with many keys: the least recently used dropped (and counted, and logged), a dropped key starts full
 --- http_config
     c1_limit_tokens_zone zone=small:32k;
 --- c1
@@ -1003,7 +1048,7 @@ qr/\[warn\] .*c1: c1_limit_tokens_zone "small" is full: dropped the least recent
 
 
 
-=== TEST 55: C1's stream broken off after "one " (OpenAI shape, then prompt mode): the estimate from the request and the content that came (4 bytes)
+=== TEST 58: C1's stream broken off after "one " (OpenAI shape, then prompt mode): the estimate from the request and the content that came (4 bytes)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: breakafter,200u1.1.2,breakafter,200u1.1.2
@@ -1027,7 +1072,7 @@ main::seq({ r => "POST /v1/chat/completions", b => "OS", nb => 1 },
 
 
 
-=== TEST 56: a client that goes away mid-stream is debited the estimate of what C1 streamed until then ("one ", or "one two " if nginx saw it go only when "two " came)
+=== TEST 59: a client that goes away mid-stream is debited the estimate of what C1 streamed until then ("one ", or "one two " if nginx saw it go only when "two " came)
 --- c1
 c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 --- plan: slowafter,200u1.1.2
