@@ -21,10 +21,24 @@ package C1Plan;
 #   hangbefore   the role event, then nothing for 3 s
 #   errorbefore  the role event, then an error event
 #   close        closes the connection without answering
+#   slowafter    a good stream that pauses 1 s after the "one " event
+#   streamx      a good stream whose content needs JSON escapes: role
+#                event, "one ", "\"two\"\n" (as JSON), "three", stop, [DONE]
+# 200, stream and streamx take a usage: ITEMuP.C.T (e.g. 200u10.5.15) is
+# usage {"prompt_tokens":P,"completion_tokens":C,"total_tokens":T},
+# ITEMuP.C the same without total_tokens. A chat.completion then carries
+# it; a stream sends it as C1 does, in a usage-only chunk
+# {"choices":[],"usage":{...}} after the stop event and before [DONE],
+# only when the request had "stream_options": {"include_usage": true}.
+# Without u... there is no usage at all (a C1 that sends none).
 # Each call is logged at warn ("mock: call N model=M", N counted per k)
 # and kept: GET /calls prints "calls=TOTAL", one "KEY N MODEL" line a call
-# (with ?bodies=1 each followed by the body it got, its "model" as "*"),
-# then the access log of the c1_pass locations (logs/c1.log, if any).
+# (with ?bodies=1 each followed by the body it got, its "model" as "*";
+# with ?iu=1 each line ends with " iu=I len=L": I is whether the request
+# asked for usage, its stream_options.include_usage: "true", "false"
+# (anything else there) or "-" (no stream_options), L the bytes of its
+# body), then the access log of the c1_pass locations (logs/c1.log, if
+# any). ngx.shared.calls keeps "len:N" and "iu:N" for call N.
 
 use strict;
 use warnings;
@@ -56,6 +70,14 @@ our $Locations = <<'_EOC_';
             dict:set("call:" .. n, k .. " " .. kn .. " " .. model)
             -- the body with its model taken out, for /calls?bodies=1
             dict:set("body:" .. n, (body:gsub('"model":%s*"[^"]*"', '"model":"*"', 1)))
+            local so = req.stream_options
+            local iu = "-"
+            if so ~= nil then
+                iu = (type(so) == "table" and so.include_usage == true)
+                     and "true" or "false"
+            end
+            dict:set("iu:" .. n, iu)
+            dict:set("len:" .. n, #body)
             ngx.log(ngx.WARN, "mock: call ", kn, " model=", model)
 
             local plan = {}
@@ -74,6 +96,19 @@ our $Locations = <<'_EOC_';
                 return '{"choices":[{"delta":{"content":"' .. s .. '"}}]}'
             end
 
+            -- a usage: ITEMuP.C.T or ITEMuP.C
+            local usage
+            local base, u = what:match("^(%w-)u([%d.]+)$")
+            if base then
+                local p, c, t = u:match("^(%d+)%.(%d+)%.?(%d*)$")
+                if p then
+                    what = base
+                    usage = '{"prompt_tokens":' .. p
+                        .. ',"completion_tokens":' .. c
+                        .. (t ~= "" and (',"total_tokens":' .. t) or "") .. '}'
+                end
+            end
+
             if what == "200" and req.stream then what = "stream" end
 
             if what == "200" then
@@ -82,7 +117,8 @@ our $Locations = <<'_EOC_';
                     .. '"created":1764000000,"model":"' .. model .. '",'
                     .. '"choices":[{"index":0,"message":{"role":"assistant",'
                     .. '"content":"answer from ' .. model .. '"},'
-                    .. '"finish_reason":"stop"}]}')
+                    .. '"finish_reason":"stop"}]'
+                    .. (usage and (',"usage":' .. usage) or '') .. '}')
                 return
             end
 
@@ -134,9 +170,13 @@ our $Locations = <<'_EOC_';
                 ngx.sleep(0.1)
                 return ngx.exit(444)
             end
-            ev(piece("two "))
+            if what == "slowafter" then ngx.sleep(1) end
+            ev(piece(what == "streamx" and '\\"two\\"\\n' or "two "))
             ev(piece("three"))
             ev('{"choices":[{"delta":{},"finish_reason":"stop"}]}')
+            if usage and iu == "true" then
+                ev('{"choices":[],"usage":' .. usage .. '}')
+            end
             ev('[DONE]')
         }
     }
@@ -148,7 +188,12 @@ our $Locations = <<'_EOC_';
             local n = dict:get("n") or 0
             ngx.print("calls=", n, "\n")
             for i = 1, n do
-                ngx.print(dict:get("call:" .. i), "\n")
+                ngx.print(dict:get("call:" .. i))
+                if ngx.var.arg_iu then
+                    ngx.print(" iu=", dict:get("iu:" .. i),
+                              " len=", dict:get("len:" .. i))
+                end
+                ngx.print("\n")
                 if ngx.var.arg_bodies then
                     ngx.print(dict:get("body:" .. i), "\n")
                 end
