@@ -234,7 +234,8 @@
     NGX_HTTP_C1_REDIS_BUCKET                                                  \
     "return {1, spent}"
 
-/* KEYS b; ARGV rate window tokens: {1, spent after}, kept till refilled */
+/* KEYS b; ARGV rate window tokens: {1, spent after}, kept till refilled
+ * (then it is full: as good as no key) */
 #define NGX_HTTP_C1_REDIS_DEBIT                                               \
     "if redis.replicate_commands then redis.replicate_commands() end "        \
     NGX_HTTP_C1_REDIS_BUCKET                                                  \
@@ -242,7 +243,7 @@
     "redis.call('HSET', KEYS[1], 's', string.format('%.0f', spent), "         \
     "'t', string.format('%.0f', now)) "                                       \
     "redis.call('PEXPIRE', KEYS[1], string.format('%.0f', "                   \
-    "math.ceil(spent * window / (rate * 1000.0)) + 1000)) "                   \
+    "math.max(math.ceil(spent * window / (rate * 1000.0)), 1))) "             \
     "return {1, spent}"
 
 
