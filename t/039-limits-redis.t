@@ -423,3 +423,18 @@ GET /estimate-check
 [200, 429]
 --- response_headers_like eval
 [::hdrs(1000, 1000, 0, 0), ::hdrs(1000, 0, 86400000 - 3000, 86400000, 87)]
+
+
+
+=== TEST 16: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+--- request eval
+["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
+ "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",
+ "POST /chat?u=c&p=0&c=0\n{\"prompt\":\"a\"}",
+ "GET /usage/stats?k=c"]
+--- error_code eval
+[429, 500, 200, 200]
+--- response_headers_like eval
+[::hdrs(1000, 1000, 0, 0, 5), ::hdrs(1000, 1000, 0, 0), ::hdrs(1000, 1000, 0, 0), ""]
+--- response_body_like eval
+['', '', '\Aqq\z', '\Acalls=3 ']
