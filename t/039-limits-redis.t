@@ -83,7 +83,7 @@ sub hdrs {
 sub rcli { "GET /redis?" . join '&', map { 'a=' . uri_escape($_) } @_ }
 
 # a number from $lo to $hi, as a pattern
-sub range { '(?:' . join('|', $_[0] .. $_[1]) . ')' }
+sub range { C1Usage::range_re(@_) }
 
 our $Pttls = 'local r = {} for _, k in ipairs(redis.call("KEYS", ARGV[1])) '
     . 'do r[#r + 1] = redis.call("PTTL", k) end table.sort(r) return r';
@@ -148,6 +148,20 @@ add_block_preprocessor(sub {
     location = /metrics { c1_metrics; }
     location = /sleep { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s)) ngx.say("slept") } }
 
+    # POSTs each ?r=PATH in turn: their statuses
+    location = /drive {
+        content_by_lua_block {
+_LUAHTTP_
+            local r = ngx.req.get_uri_args().r
+            if type(r) ~= "table" then r = { r } end
+            local out = {}
+            for _, path in ipairs(r) do
+                out[#out + 1] = tostring((req("POST", path, '{"prompt":"a"}')))
+            end
+            ngx.say(table.concat(out, " "))
+        }
+    }
+
     # the estimate of an answer without usage (?len=40: 40 bytes of
     # content), compared with the remaining the next request reports
     location = /estimate-check {
@@ -165,7 +179,7 @@ _LUAHTTP_
     }
 _EOC_
         my $c = $block->config;
-        $c =~ s/_LUAHTTP_\n/$LuaHttp/;
+        $c =~ s/_LUAHTTP_\n/$LuaHttp/g;
         $block->set_value("config", $c);
     }
 
@@ -184,7 +198,7 @@ __DATA__
     c1_history_zone zone=h:1m;
     c1_limit_tokens_zone zone=u:1m store=h;
 --- config
-    location = /chat { c1_limit_tokens zone=u key=a rate=1000/d; c1_pass /_c1; }
+    location = /chat { c1_model m; c1_limit_tokens zone=u key=a rate=1000/d; c1_pass /_c1; }
 --- must_die
 --- error_log
 unknown c1_history_redis store "h" in "c1_limit_tokens_zone"
@@ -196,7 +210,7 @@ unknown c1_history_redis store "h" in "c1_limit_tokens_zone"
     c1_history_redis name=r server=unix:/tmp/x.sock;
     c1_limit_tokens_zone zone=u:1m store=nosuch;
 --- config
-    location = /chat { c1_limit_tokens zone=u key=a rate=1000/d; c1_pass /_c1; }
+    location = /chat { c1_model m; c1_limit_tokens zone=u key=a rate=1000/d; c1_pass /_c1; }
 --- must_die
 --- error_log
 unknown c1_history_redis store "nosuch" in "c1_limit_tokens_zone"
@@ -243,12 +257,21 @@ qq
  ::refusal('day (TPD)', 'u', 1000, 43200000 - 3000, 43200000),
  '\Aqq\z',
  '\Acalls=3 ']
+
+
+
+=== TEST 5: a refusal is logged at warn: the zone, the key, the wait
+--- request eval
+"GET /drive?r=" . URI::Escape::uri_escape('/chat?u=alice&p=1000&c=0')
+    . "&r=" . URI::Escape::uri_escape('/chat?u=alice&p=1&c=0')
+--- response_body
+200 429
 --- error_log eval
-qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 43200 s/
+qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
 
 
 
-=== TEST 5: burst=500: capacity 1500, refused once it is spent, Retry-After until one token is back (86.4 s)
+=== TEST 6: burst=500: capacity 1500, refused once it is spent, Retry-After until one token is back (86.4 s)
 --- request eval
 ["POST /burst?u=alice&p=1000&c=499\n{\"prompt\":\"a\"}",
  "POST /burst?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -264,7 +287,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 43200 s/
 
 
 
-=== TEST 6: count=completion: only completion_tokens are debited
+=== TEST 7: count=completion: only completion_tokens are debited
 --- request eval
 ["POST /compl?u=alice&p=900&c=100\n{\"prompt\":\"a\"}",
  "POST /compl?u=alice&p=900&c=899\n{\"prompt\":\"a\"}",
@@ -279,7 +302,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 43200 s/
 
 
 
-=== TEST 7: a fast rate (600/m, 10 tokens/s) in Redis: refused, then let through again once a token is back (Retry-After: 1)
+=== TEST 8: a fast rate (600/m, 10 tokens/s) in Redis: refused, then let through again once a token is back (Retry-After: 1)
 --- request eval
 ["POST /fast?u=alice&p=605&c=0\n{\"prompt\":\"a\"}",
  "POST /fast?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -297,7 +320,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 43200 s/
 
 
 
-=== TEST 8: a stream in prompt mode: C1 is asked for usage, the usage chunk (not shown to the client) is what is debited
+=== TEST 9: a stream in prompt mode: C1 is asked for usage, the usage chunk (not shown to the client) is what is debited
 --- request eval
 ["POST /s?u=alice&p=100&c=50\n{\"prompt\":\"a\"}",
  "GET /usage/stats?k=alice",
@@ -309,15 +332,15 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 43200 s/
 
 
 
-=== TEST 9: no usage from C1: the estimate, ceil(bytes sent to C1 / 4) + ceil(content bytes / 4), is debited
+=== TEST 10: no usage from C1: the estimate, ceil(bytes sent to C1 / 4) + ceil(content bytes / 4), is debited
 --- request
 GET /estimate-check
---- response_body_like
-\Astatus=200,200 sent>0=true expected=(\d+) got=\1\n\z
+--- response_body_like eval
+'\Astatus=200,200 sent>0=true expected=(\d+) got=\1\n\z'
 
 
 
-=== TEST 10: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
+=== TEST 11: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
 --- request eval
 ["POST /two?u=alice&p=300&c=200\n{\"prompt\":\"a\"}",
  ::rcli('DBSIZE'),
@@ -337,7 +360,7 @@ GET /estimate-check
 
 
 
-=== TEST 11: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
+=== TEST 12: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
 --- request eval
 ["POST /chat?u=alice&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /chat?u=alice&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -351,7 +374,7 @@ GET /estimate-check
 
 
 
-=== TEST 12: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
+=== TEST 13: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
 --- request eval
 ["POST /chat?u=n&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /b/chat?u=n&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -383,7 +406,7 @@ GET /estimate-check
 
 
 
-=== TEST 13: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}
+=== TEST 14: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}
 --- request eval
 ["POST /chat?u=f&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -401,7 +424,7 @@ GET /estimate-check
 
 
 
-=== TEST 14: Redis down when nginx starts: the request goes through, the failure counted
+=== TEST 15: Redis down when nginx starts: the request goes through, the failure counted
 --- redis_down
 --- request eval
 ["POST /chat?u=d&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -415,7 +438,7 @@ GET /estimate-check
 
 
 
-=== TEST 15: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
+=== TEST 16: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
 --- request eval
 ["POST /chat?u=d&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=d&p=1&c=0\n{\"prompt\":\"a\"}"]
@@ -426,7 +449,7 @@ GET /estimate-check
 
 
 
-=== TEST 16: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+=== TEST 17: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
 --- request eval
 ["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
  "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",

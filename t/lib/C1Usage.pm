@@ -168,8 +168,55 @@ sub godur {
 sub dur_re {
     my ($lo, $hi) = @_;
     $lo = 0 if $lo < 0;
-    return '\A(?:' . join('|', map { quotemeta godur($_) } $lo .. $hi)
-        . ')\z';
+    return '\A' . alt(map { godur($_) } $lo .. $hi) . '\z';
+}
+
+# the numbers from $lo to $hi, as a pattern (without anchors)
+sub range_re {
+    my ($lo, $hi) = @_;
+    return alt($lo .. $hi);
+}
+
+# a pattern matching exactly the given strings (a trie: short enough to
+# read in a failure's message)
+sub alt {
+    my %trie;
+    for my $s (@_) {
+        my $n = \%trie;
+        $n = $n->{$_} //= {} for split //, $s;
+        $n->{''} = 1;
+    }
+    return _trie_re(\%trie);
+}
+
+sub _trie_re {
+    my $n = shift;
+    my $end = exists $n->{''};
+    my (%by, @order);    # the children by the pattern of what follows them
+    for my $k (sort grep { $_ ne '' } keys %$n) {
+        my $r = _trie_re($n->{$k});
+        push @order, $r unless $by{$r};
+        push @{ $by{$r} }, $k;
+    }
+    return '' unless @order;
+    my @alts = map { _class(@{ $by{$_} }) . $_ } @order;
+    my $re = @alts == 1 ? $alts[0] : '(?:' . join('|', @alts) . ')';
+    return $end ? "(?:$re)?" : $re;
+}
+
+# one character, or a class of several (runs as ranges: [0-9])
+sub _class {
+    my @c = @_;
+    return quotemeta $c[0] if @c == 1;
+    my ($out, $i) = ('', 0);
+    while ($i < @c) {
+        my $j = $i;
+        $j++ while $j + 1 < @c && ord($c[$j + 1]) == ord($c[$j]) + 1;
+        $out .= $j - $i >= 2 ? quotemeta($c[$i]) . '-' . quotemeta($c[$j])
+              : join '', map { quotemeta } @c[$i .. $j];
+        $i = $j + 1;
+    }
+    return "[$out]";
 }
 
 sub parse_godur {
