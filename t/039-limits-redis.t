@@ -91,7 +91,7 @@ our $Pttls = 'local r = {} for _, k in ipairs(redis.call("KEYS", ARGV[1])) '
 # a small HTTP client in the test's nginx, for what must be computed from
 # what C1 got (the estimate)
 our $LuaHttp = <<'_EOL_';
-            local function req(method, path, body)
+            local function start(method, path, body)
                 local s = ngx.socket.tcp()
                 s:settimeout(10000)
                 assert(s:connect("127.0.0.1", tonumber(ngx.var.server_port)))
@@ -101,6 +101,9 @@ our $LuaHttp = <<'_EOL_';
                           .. #body .. "\r\n"
                 end
                 assert(s:send(r .. "\r\n" .. (body or "")))
+                return s
+            end
+            local function finish(s)
                 local all = s:receive("*a") or ""
                 s:close()
                 local st, head, b = all:match("^HTTP/1%.%d (%d+)(.-)\r\n\r\n(.*)$")
@@ -110,16 +113,29 @@ our $LuaHttp = <<'_EOL_';
                 end
                 return tonumber(st), h, b
             end
+            local function req(method, path, body)
+                return finish(start(method, path, body))
+            end
 _EOL_
+
+our $Paused = 0;
 
 add_block_preprocessor(sub {
     my $block = shift;
 
+    if ($Paused) {
+        $R->resume;
+        $Paused = 0;
+    }
     if (defined $block->redis_down) {
         $R->stop if $R->running;
     } else {
         $R->restart unless $R->running;
         $R->flushall;
+    }
+    if (defined $block->redis_paused) {
+        $R->pause;
+        $Paused = 1;
     }
 
     $block->set_value("http_config", $C1Usage::Http . $Store)
@@ -128,6 +144,7 @@ add_block_preprocessor(sub {
     if (!defined $block->config) {
         $block->set_value("config", <<'_EOC_' . $C1Usage::Locations . $R->locations);
     c1_model m;
+    set $c1_cli '_CLI_';
     location = /chat { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d; c1_pass /_c1; }
     location = /burst { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d burst=500; c1_pass /_c1; }
     location = /compl { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d count=completion; c1_pass /_c1; }
@@ -162,6 +179,34 @@ _LUAHTTP_
         }
     }
 
+    # Redis shut down while C1 answers (after the check, before the
+    # debit): the answer goes through, the lost debit is counted
+    location = /debit-lost {
+        content_by_lua_block {
+_LUAHTTP_
+            local s = start("POST", "/chat?u=dl&p=100&c=0&delay=400", '{"prompt":"a"}')
+            ngx.sleep(0.15)
+            local f = io.popen(ngx.var.c1_cli .. " SHUTDOWN NOSAVE 2>&1")
+            f:read("*a")
+            f:close()
+            local st, h, b = finish(s)
+            local _, _, m = req("GET", "/metrics")
+            local function failures(op)
+                for line in m:gmatch("[^\n]+") do
+                    if line:match("^c1_history_store_failures_total{")
+                       and line:find('store="r"', 1, true)
+                       and line:find('op="' .. op .. '"', 1, true)
+                    then
+                        return line:match(" (%d+)$")
+                    end
+                end
+                return "none"
+            end
+            ngx.say("status=", st, " body=", b, " debit=", failures("debit"),
+                    " limit=", failures("limit"))
+        }
+    }
+
     # the estimate of an answer without usage (?len=40: 40 bytes of
     # content), compared with the remaining the next request reports
     location = /estimate-check {
@@ -179,6 +224,9 @@ _LUAHTTP_
     }
 _EOC_
         my $c = $block->config;
+        my $cli = $R->cli_command;
+        $cli =~ s{'}{\\'}g;
+        $c =~ s/_CLI_/$cli/;
         $c =~ s/_LUAHTTP_\n/$LuaHttp/g;
         $block->set_value("config", $c);
     }
@@ -438,7 +486,30 @@ GET /estimate-check
 
 
 
-=== TEST 16: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
+=== TEST 16: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
+--- request
+GET /debit-lost
+--- response_body_like eval
+'\Astatus=200 body=qq debit=1 limit=(?:0|none)\n\z'
+
+
+
+=== TEST 17: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
+--- redis_paused
+--- request eval
+["POST /chat?u=p&p=10&c=0\n{\"prompt\":\"a\"}",
+ "POST /chat?u=p&p=10&c=0\n{\"prompt\":\"a\"}",
+ "GET /metrics"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+['\Aqq\z', '\Aqq\z',
+ '(?m)^c1_history_store_failures_total\{(?=[^}\n]*store="r")(?=[^}\n]*op="limit")[^}\n]*\} 2$']
+--- timeout: 10
+
+
+
+=== TEST 18: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
 --- request eval
 ["POST /chat?u=d&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=d&p=1&c=0\n{\"prompt\":\"a\"}"]
@@ -449,7 +520,7 @@ GET /estimate-check
 
 
 
-=== TEST 17: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+=== TEST 19: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
 --- request eval
 ["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
  "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",
