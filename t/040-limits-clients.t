@@ -58,6 +58,18 @@ my $http = $C1Usage::Http . <<"_EOC_" . $C1Usage::Locations . "}\n";
             c1_pass /_c1;
         }
 
+        # (a): C1's own 429, then an answer, on one key
+        location = /c1429/v1/chat/completions {
+            set \$q "status=429&ra=7&k=c429";
+            c1_limit_tokens zone=u key=c429 rate=100/d;
+            c1_pass /_c1;
+        }
+        location = /c1ok/v1/chat/completions {
+            set \$q "p=30&c=10&k=c1ok";
+            c1_limit_tokens zone=u key=c429 rate=100/d;
+            c1_pass /_c1;
+        }
+
         # (b): one key, 10000 tokens, one more every 86.4 s
         location = /race {
             set \$q \$args;
@@ -216,6 +228,18 @@ SKIP: {
 
     $calls = $client->('/npms/v1', 'sequence', 1) || [];
     is($calls->[0]{remaining}, '920', 'npm: the second stream\'s usage was debited too');
+
+    # C1's own 429: a RateLimitError with C1's Retry-After, no tokens spent
+    $calls = $client->('/c1429/v1', 'sequence', 2) || [];
+    $e = $calls->[0] || {};
+    is(scalar @$calls, 1, 'npm, C1\'s 429: the first call throws');
+    is($e->{name}, 'RateLimitError', 'npm, C1\'s 429: a RateLimitError');
+    is($e->{status}, 429, 'npm, C1\'s 429: status 429');
+    is($e->{retryAfter}, '7', 'npm, C1\'s 429: C1\'s Retry-After');
+    is($e->{remaining}, '100', 'npm, C1\'s 429: the headers of the check (100 remaining)');
+    like(stats($n1, 'c429'), qr/\Acalls=1 /, 'npm, C1\'s 429: C1 was called');
+    $calls = $client->('/c1ok/v1', 'sequence', 1) || [];
+    is($calls->[0]{remaining}, '100', 'npm, C1\'s 429: no tokens debited for it');
 }
 
 # --- (b) racing clients on one key ------------------------------------------
