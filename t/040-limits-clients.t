@@ -15,7 +15,8 @@
 #   (c) a stream the client cuts after three pieces of a slow C1 (that
 #       never sends its usage): the key is debited by the estimate,
 #       ceil(bytes of the body C1 got / 4) + ceil(content bytes / 4), in
-#       prompt mode and in the OpenAI shape.
+#       prompt mode and in the OpenAI shape; on node 1 with store=, seen
+#       on node 2; and cut after C1's usage chunk came: its usage debited.
 
 use strict;
 use warnings;
@@ -93,6 +94,17 @@ my $http = $C1Usage::Http . <<"_EOC_" . $C1Usage::Locations . "}\n";
             set \$q \$args;
             c1_limit_tokens zone=u key=\$arg_u rate=1000/d burst=100000;
             c1_pass /_c1_slow;
+        }
+        location = /rcut {
+            set \$q \$args;
+            c1_stream on;
+            c1_limit_tokens zone=ru key=\$arg_u rate=1000/d burst=100000;
+            c1_pass /_c1_slow;
+        }
+        location = /rafter {
+            set \$q \$args;
+            c1_limit_tokens zone=ru key=\$arg_u rate=1000/d burst=100000;
+            c1_pass /_c1;
         }
         location = /after {
             set \$q \$args;
@@ -305,9 +317,10 @@ for my $case (['/race', 'u', 'zone-backed, one node', $n1],
 # --- (c) a stream cut by the client -----------------------------------------
 
 # sends the request, reads until $enough says the response so far has
-# what it needs (bounded: 5 s), closes; returns the bytes read
+# what it needs (bounded: 5 s), waits $linger seconds, closes; returns the
+# bytes read
 sub cut {
-    my ($node, $path, $body, $enough) = @_;
+    my ($node, $path, $body, $enough, $linger) = @_;
     my $c = C1Client->new(port => $node->port, timeout => 5);
     $c->send(C1Client::post($path, 'application/json', $body));
     my $got = '';
@@ -318,6 +331,7 @@ sub cut {
         my $n = sysread($c->sock, $got, 65536, length $got);
         last unless $n;
     }
+    sleep $linger if $linger;
     $c->close;
     return $got;
 }
@@ -353,6 +367,51 @@ for my $case (['prompt mode', '/cut', 'cutp', '{"prompt":"cut me short"}',
     my $next = req($n1, "/after?u=$key&p=0&c=0", '{"prompt":"next"}');
     is($next->{headers}{'x-ratelimit-remaining-tokens'}, 101000 - $est,
        "$what: the next request reports 101000 - $est remaining");
+}
+
+# the usage chunk came before the client went (C1 then hangs before
+# [DONE]): the usage is debited, not the estimate
+{
+    my $est_m = 'c1_limit_debited_tokens_total{zone="u",source="estimate"}';
+    my $use_m = 'c1_limit_debited_tokens_total{zone="u",source="usage"}';
+    my ($est0, $use0) = map { metric($n1, $_) // 0 } $est_m, $use_m;
+    my $got = cut($n1, "/cut?u=cutu&p=70&c=7&pieces=3&len=40&uhang=3",
+                  '{"prompt":"cut me late"}',
+                  sub { my ($b) = $_[0] =~ /\r\n\r\n(.*)\z/s; (($b // '') =~ tr/q//) >= 120 },
+                  0.2);
+    ok($got =~ tr/q// >= 120, 'cut after the usage chunk: the client got the content');
+    my $use1 = $use0;
+    my $deadline = time + 4;
+    while (time < $deadline) {
+        $use1 = metric($n1, $use_m) // 0;
+        last if $use1 > $use0;
+        sleep 0.05;
+    }
+    is($use1 - $use0, 77, 'cut after the usage chunk: its usage (70 + 7) debited');
+    is((metric($n1, $est_m) // 0) - $est0, 0, 'cut after the usage chunk: no estimate');
+    is(req($n1, '/after?u=cutu&p=0&c=0', '{"prompt":"next"}')->{headers}{'x-ratelimit-remaining-tokens'},
+       101000 - 77, 'cut after the usage chunk: the next request reports 101000 - 77');
+}
+
+# a stream cut on node 1, store=r: node 2 sees the estimate debited
+{
+    my $est_m = 'c1_limit_debited_tokens_total{zone="ru",source="estimate"}';
+    my $est0 = metric($n1, $est_m) // 0;
+    my $got = cut($n1, "/rcut?u=rcut&pieces=3&len=40&pdelay=50&hang=3",
+                  '{"prompt":"cut me short"}',
+                  sub { my ($b) = $_[0] =~ /\r\n\r\n(.*)\z/s; (($b // '') =~ tr/q//) >= 120 });
+    my $est1 = $est0;
+    my $deadline = time + 4;
+    while (time < $deadline) {
+        $est1 = metric($n1, $est_m) // 0;
+        last if $est1 > $est0;
+        sleep 0.05;
+    }
+    my ($sent) = stats($n1, 'rcut') =~ /body=(\d+)/;
+    my $est = ceil(($sent // 0) / 4) + 30;
+    is($est1 - $est0, $est, "cut on node 1, store=r: the estimate ($est) debited");
+    is(req($n2, '/rafter?u=rcut&p=0&c=0', '{"prompt":"next"}')->{headers}{'x-ratelimit-remaining-tokens'},
+       101000 - $est, "cut on node 1, store=r: node 2 reports 101000 - $est");
 }
 
 for my $node ($n1, $n2) {

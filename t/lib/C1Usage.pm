@@ -21,7 +21,8 @@ package C1Usage;
 #               S seconds, then the connection reset (no finish, no usage)
 #   A stream ends with the finish chunk, the usage-only chunk (choices []
 #   and usage) when the request had stream_options.include_usage true
-#   (and not nousage), then [DONE].
+#   (and not nousage), then [DONE]; &uhang=S: instead of [DONE], nothing
+#   for S seconds, then the connection reset.
 # GET /usage/stats?k=K: "calls=N body=B iu=X" (calls counted under K, the
 # length of the last body C1 got under K, its stream_options.include_usage
 # as Lua prints it: true, false or nil); GET /usage/body?k=K: that body.
@@ -122,6 +123,10 @@ our $Locations = <<'_EOC_';
                 ev('{"id":"chatcmpl-u","object":"chat.completion.chunk",'
                    .. '"created":1764000000,"model":"mock","choices":[],'
                    .. '"usage":' .. cjson.encode(usage) .. '}')
+            end
+            if a.uhang then
+                ngx.sleep(tonumber(a.uhang))
+                return ngx.exit(444)
             end
             ev("[DONE]")
         }
