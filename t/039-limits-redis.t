@@ -5,15 +5,17 @@
 # request's query string tells it (t/lib/C1Usage.pm: ?p=PROMPT&c=COMPLETION,
 # the key ?u=); rate=1000/d refills one token every 86.4 s, so the
 # accounting is exact: the headers, the refusal at exactly 0 remaining, the
-# 429 body, Retry-After; burst=, count=completion, a stream's usage chunk,
-# the estimate; a fast rate (600/m) refilling within a second with Redis's
-# time; the buckets as keys under the prefix, with the refill time as their
-# expiry; the metrics. A second nginx (node B, a C1Nginx on C1_TEST_PORT +
-# 7, reached through /b/) on the same Redis: usage spent on one node refuses
-# the key on the other. Redis shut down under a running nginx, and down when
-# nginx starts: the requests go through, counted in
-# c1_history_store_failures_total{op="limit"}. The configuration errors of
-# store=.
+# 429 body, Retry-After, the warn line; burst=, count=completion, a
+# stream's usage chunk, the estimate; a fast rate (600/m) refilling within
+# a second with Redis's time; the buckets as keys under the prefix, with
+# the refill time as their expiry; the metrics; C1's own errors debit
+# nothing. A second nginx (node B, a C1Nginx on C1_TEST_PORT + 7, reached
+# through /b/) on the same Redis: usage spent on one node refuses the key
+# on the other. Redis shut down under a running nginx, down when nginx
+# starts, stopped (SIGSTOP: the store's timeout): the requests go through,
+# each failed check counted in c1_history_store_failures_total{op="limit"};
+# Redis shut down while C1 answers: the debit lost, counted (op="debit").
+# The configuration errors of store=.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
