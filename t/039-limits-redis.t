@@ -148,7 +148,14 @@ add_block_preprocessor(sub {
     c1_model m;
     set $c1_cli '_CLI_';
     location = /chat { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d; c1_pass /_c1; }
-    location = /burst { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d burst=500; c1_pass /_c1; }
+    location = /vars {
+        set $q $args;
+        c1_limit_tokens zone=u key=$arg_u rate=1000/d;
+        add_header X-Limit-Key $c1_limit_key always;
+        add_header X-Limit-Remaining $c1_limit_remaining always;
+        c1_pass /_c1;
+    }
+    location = /burst { set $q $args; c1_limit_tokens zone=u key=b:$arg_u rate=1000/d burst=500; c1_pass /_c1; }
     location = /compl { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=1000/d count=completion; c1_pass /_c1; }
     location = /fast { set $q $args; c1_limit_tokens zone=u key=$arg_u rate=600/m; c1_pass /_c1; }
     location = /s { set $q $args; c1_stream on; c1_limit_tokens zone=u key=$arg_u rate=1000/d; c1_pass /_c1; }
@@ -310,18 +317,46 @@ qq
 
 
 
-=== TEST 5: a refusal is logged at warn: the zone, the key, the wait
+=== TEST 5: a refusal is logged at warn: the zone, the wait (not the key: the lead's change of 04:16, STATUS)
 --- request eval
 "GET /drive?r=" . URI::Escape::uri_escape('/chat?u=alice&p=1000&c=0')
     . "&r=" . URI::Escape::uri_escape('/chat?u=alice&p=1&c=0')
 --- response_body
 200 429
 --- error_log eval
-qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
+qr/\[warn\] .*c1: tokens limited by zone "u", retry in 87 s/
 
 
 
-=== TEST 6: burst=500: capacity 1500, refused once it is spent, Retry-After until one token is back (86.4 s)
+=== TEST 6: $c1_limit_key and $c1_limit_remaining, on an answer and on a refusal
+--- request eval
+["POST /vars?u=alice&p=1000&c=0\n{\"prompt\":\"a\"}",
+ "POST /vars?u=alice&p=1&c=0\n{\"prompt\":\"a\"}"]
+--- error_code eval
+[200, 429]
+--- response_headers eval
+["X-Limit-Key: alice\nX-Limit-Remaining: 1000\nX-RateLimit-Remaining-Tokens: 1000\n",
+ "X-Limit-Key: alice\nX-Limit-Remaining: 0\nX-RateLimit-Remaining-Tokens: 0\n"]
+
+
+
+=== TEST 7: an empty key is not limited: no headers, never refused, nothing in Redis
+--- request eval
+["POST /vars?p=5000&c=0\n{\"prompt\":\"a\"}",
+ "POST /vars?u=&p=5000&c=0\n{\"prompt\":\"a\"}",
+ ::rcli('DBSIZE')]
+--- error_code eval
+[200, 200, 200]
+--- response_headers eval
+["!X-RateLimit-Limit-Tokens\n!X-RateLimit-Remaining-Tokens\n!X-RateLimit-Reset-Tokens\n!X-Limit-Key\n!X-Limit-Remaining\n",
+ "!X-RateLimit-Limit-Tokens\n!X-RateLimit-Remaining-Tokens\n!X-RateLimit-Reset-Tokens\n!X-Limit-Key\n!X-Limit-Remaining\n",
+ ""]
+--- response_body_like eval
+['\Aqq\z', '\Aqq\z', '\A0\z']
+
+
+
+=== TEST 8: burst=500: capacity 1500, refused once it is spent, Retry-After until one token is back (86.4 s)
 --- request eval
 ["POST /burst?u=alice&p=1000&c=499\n{\"prompt\":\"a\"}",
  "POST /burst?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -337,7 +372,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
 
 
 
-=== TEST 7: count=completion: only completion_tokens are debited
+=== TEST 9: count=completion: only completion_tokens are debited
 --- request eval
 ["POST /compl?u=alice&p=900&c=100\n{\"prompt\":\"a\"}",
  "POST /compl?u=alice&p=900&c=899\n{\"prompt\":\"a\"}",
@@ -352,7 +387,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
 
 
 
-=== TEST 8: a fast rate (600/m, 10 tokens/s) in Redis: refused, then let through again once a token is back (Retry-After: 1)
+=== TEST 10: a fast rate (600/m, 10 tokens/s) in Redis: refused, then let through again once a token is back (Retry-After: 1)
 --- request eval
 ["POST /fast?u=alice&p=605&c=0\n{\"prompt\":\"a\"}",
  "POST /fast?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -370,7 +405,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
 
 
 
-=== TEST 9: a stream in prompt mode: C1 is asked for usage, the usage chunk (not shown to the client) is what is debited
+=== TEST 11: a stream in prompt mode: C1 is asked for usage, the usage chunk (not shown to the client) is what is debited
 --- request eval
 ["POST /s?u=alice&p=100&c=50\n{\"prompt\":\"a\"}",
  "GET /usage/stats?k=alice",
@@ -382,7 +417,7 @@ qr/\[warn\] .*c1: tokens limited by zone "u", key "alice", retry in 87 s/
 
 
 
-=== TEST 10: no usage from C1: the estimate, ceil(bytes sent to C1 / 4) + ceil(content bytes / 4), is debited
+=== TEST 12: no usage from C1: the estimate, ceil(bytes sent to C1 / 4) + ceil(content bytes / 4), is debited
 --- request
 GET /estimate-check
 --- response_body_like eval
@@ -390,7 +425,7 @@ GET /estimate-check
 
 
 
-=== TEST 11: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
+=== TEST 13: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
 --- request eval
 ["POST /two?u=alice&p=300&c=200\n{\"prompt\":\"a\"}",
  ::rcli('DBSIZE'),
@@ -410,7 +445,7 @@ GET /estimate-check
 
 
 
-=== TEST 12: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
+=== TEST 14: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
 --- request eval
 ["POST /chat?u=alice&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /chat?u=alice&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -424,7 +459,7 @@ GET /estimate-check
 
 
 
-=== TEST 13: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
+=== TEST 15: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
 --- request eval
 ["POST /chat?u=n&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /b/chat?u=n&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -456,7 +491,7 @@ GET /estimate-check
 
 
 
-=== TEST 14: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}
+=== TEST 16: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}
 --- request eval
 ["POST /chat?u=f&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -474,7 +509,7 @@ GET /estimate-check
 
 
 
-=== TEST 15: Redis down when nginx starts: the request goes through, the failure counted
+=== TEST 17: Redis down when nginx starts: the request goes through, the failure counted
 --- redis_down
 --- request eval
 ["POST /chat?u=d&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -488,7 +523,7 @@ GET /estimate-check
 
 
 
-=== TEST 16: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
+=== TEST 18: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
 --- request
 GET /debit-lost
 --- response_body_like eval
@@ -496,7 +531,7 @@ GET /debit-lost
 
 
 
-=== TEST 17: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
+=== TEST 19: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
 --- redis_paused
 --- request eval
 ["POST /chat?u=p&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -511,7 +546,7 @@ GET /debit-lost
 
 
 
-=== TEST 18: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
+=== TEST 20: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
 --- request eval
 ["POST /chat?u=d&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=d&p=1&c=0\n{\"prompt\":\"a\"}"]
@@ -522,7 +557,7 @@ GET /debit-lost
 
 
 
-=== TEST 19: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+=== TEST 21: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
 --- request eval
 ["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
  "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",
