@@ -172,6 +172,22 @@ add_block_preprocessor(sub {
     }
     location /b/ { proxy_pass http://127.0.0.1:$TEST_NGINX_NODEB_PORT/; }
     location = /metrics { c1_metrics; }
+    # the lines of the error log at [error] with ?p= in them (plain text)
+    location = /logcount {
+        content_by_lua_block {
+            local f = io.open(ngx.config.prefix() .. "logs/error.log")
+            local n = 0
+            for line in f:lines() do
+                if line:find(" [error] ", 1, true)
+                   and line:find(ngx.unescape_uri(ngx.var.arg_p), 1, true)
+                then
+                    n = n + 1
+                end
+            end
+            f:close()
+            ngx.print(n)
+        }
+    }
     location = /sleep { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s)) ngx.say("slept") } }
 
     # POSTs each ?r=PATH in turn: their statuses
@@ -491,21 +507,24 @@ GET /estimate-check
 
 
 
-=== TEST 16: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}
+=== TEST 16: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}, the cause logged once
 --- request eval
 ["POST /chat?u=f&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
  ::rcli('SHUTDOWN', 'NOSAVE'),
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
+ "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
  "GET /metrics",
- "GET /usage/stats?k=f"]
+ "GET /usage/stats?k=f",
+ "GET /logcount?p=" . URI::Escape::uri_escape('c1: redis "r" '),
+ "GET /logcount?p=" . URI::Escape::uri_escape('could not connect')]
 --- error_code eval
-[200, 429, 200, 200, 200, 200, 200]
+[200, 429, 200, 200, 200, 200, 200, 200, 200, 200]
 --- response_body_like eval
-['\Aqq\z', 'rate_limit_exceeded', '', '\Aqq\z', '\Aqq\z',
- '(?m)^c1_history_store_failures_total\{(?=[^}\n]*store="r")(?=[^}\n]*op="limit")[^}\n]*\} 2$',
- '\Acalls=3 ']
+['\Aqq\z', 'rate_limit_exceeded', '', '\Aqq\z', '\Aqq\z', '\Aqq\z',
+ '(?m)^c1_history_store_failures_total\{(?=[^}\n]*store="r")(?=[^}\n]*op="limit")[^}\n]*\} 3$',
+ '\Acalls=4 ', '\A[12]\z', '\A1\z']
 
 
 
