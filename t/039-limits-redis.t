@@ -32,6 +32,13 @@ no_shuffle();
 our $R = C1Redis->start(name => '039');
 $ENV{TEST_NGINX_REDIS_SOCK} = $R->{sock};
 
+# a second one, on a loopback port, with a password
+our $Pw = 'l1m1t-PW-39';
+our $RP = C1Redis->start(name => '039-pw', port => C1Redis::port(0),
+                         password => $Pw);
+$ENV{TEST_NGINX_REDIS_PW_ADDR} = $RP->address;
+$ENV{TEST_NGINX_REDIS_PW} = $Pw;
+
 # node B: the same zone, store and limit on the same Redis
 our $B = C1Nginx->new(port => ($ENV{C1_TEST_PORT} || 1990) + 7,
                       root => abs_path('t') . '/servroot-039b');
@@ -135,6 +142,7 @@ add_block_preprocessor(sub {
         $R->restart unless $R->running;
         $R->flushall;
     }
+    $RP->flushall;
     if (defined $block->redis_paused) {
         $R->pause;
         $Paused = 1;
@@ -441,7 +449,41 @@ GET /estimate-check
 
 
 
-=== TEST 13: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
+=== TEST 13: the store's db= and prefix= hold the buckets too
+--- http_config
+    lua_shared_dict c1usage 1m;
+    c1_history_redis name=r server=unix:$TEST_NGINX_REDIS_SOCK prefix=app9/ db=3;
+    c1_limit_tokens_zone zone=u:1m store=r;
+--- request eval
+["POST /chat?u=alice&p=1000&c=0\n{\"prompt\":\"a\"}",
+ "POST /chat?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
+ ::rcli('DBSIZE'),
+ ::rcli('-n', 3, 'DBSIZE'),
+ ::rcli('-n', 3, 'EVAL', 'local n = 0 for _, k in ipairs(redis.call("KEYS", "*")) do if k:sub(1, 7) == "app9/b:" then n = n + 1 end end return n', 0)]
+--- error_code eval
+[200, 429, 200, 200, 200]
+--- response_body_like eval
+['\Aqq\z', 'rate_limit_exceeded', '\A0\z', '\A1\z', '\A1\z']
+
+
+
+=== TEST 14: a Redis with a password (on a loopback port): the check and the debit work there, nothing failed
+--- http_config
+    lua_shared_dict c1usage 1m;
+    c1_history_redis name=r server=$TEST_NGINX_REDIS_PW_ADDR password=$TEST_NGINX_REDIS_PW prefix=pw:;
+    c1_limit_tokens_zone zone=u:1m store=r;
+--- request eval
+["POST /chat?u=alice&p=1000&c=0\n{\"prompt\":\"a\"}",
+ "POST /chat?u=alice&p=1&c=0\n{\"prompt\":\"a\"}",
+ "GET /metrics"]
+--- error_code eval
+[200, 429, 200]
+--- response_body_like eval
+['\Aqq\z', 'rate_limit_exceeded', '\A(?!.*c1_history_store_failures_total\{[^}\n]*op="(?:limit|debit)"[^}\n]*\} [1-9])(?s:.*)c1_limit_debited_tokens_total\{zone="u",source="usage"\} 1000\n']
+
+
+
+=== TEST 15: the buckets in Redis: one key under the prefix per limit in effect (two limits: two keys, "lt:b:..."), each expiring when its bucket is full again (600/m: 50 s for 500 tokens; 1000/d: 12 h); the reported limit is the one with less left
 --- request eval
 ["POST /two?u=alice&p=300&c=200\n{\"prompt\":\"a\"}",
  ::rcli('DBSIZE'),
@@ -461,7 +503,7 @@ GET /estimate-check
 
 
 
-=== TEST 14: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
+=== TEST 16: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
 --- request eval
 ["POST /chat?u=alice&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /chat?u=alice&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -475,7 +517,7 @@ GET /estimate-check
 
 
 
-=== TEST 15: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
+=== TEST 17: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
 --- request eval
 ["POST /chat?u=n&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /b/chat?u=n&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -507,7 +549,7 @@ GET /estimate-check
 
 
 
-=== TEST 16: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}, the cause logged once
+=== TEST 18: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}, the cause logged once
 --- request eval
 ["POST /chat?u=f&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -528,7 +570,7 @@ GET /estimate-check
 
 
 
-=== TEST 17: Redis down when nginx starts: the request goes through, the failure counted
+=== TEST 19: Redis down when nginx starts: the request goes through, the failure counted
 --- redis_down
 --- request eval
 ["POST /chat?u=d&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -542,7 +584,7 @@ GET /estimate-check
 
 
 
-=== TEST 18: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
+=== TEST 20: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
 --- request
 GET /debit-lost
 --- response_body_like eval
@@ -550,7 +592,7 @@ GET /debit-lost
 
 
 
-=== TEST 19: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
+=== TEST 21: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
 --- redis_paused
 --- request eval
 ["POST /chat?u=p&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -565,7 +607,7 @@ GET /debit-lost
 
 
 
-=== TEST 20: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
+=== TEST 22: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
 --- request eval
 ["POST /chat?u=d&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=d&p=1&c=0\n{\"prompt\":\"a\"}"]
@@ -576,7 +618,7 @@ GET /debit-lost
 
 
 
-=== TEST 21: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+=== TEST 23: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
 --- request eval
 ["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
  "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",
