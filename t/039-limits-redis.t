@@ -479,7 +479,7 @@ GET /estimate-check
 --- error_code eval
 [200, 429, 200]
 --- response_body_like eval
-['\Aqq\z', 'rate_limit_exceeded', '\A(?!.*c1_history_store_failures_total\{[^}\n]*op="(?:limit|debit)"[^}\n]*\} [1-9])(?s:.*)c1_limit_debited_tokens_total\{zone="u",source="usage"\} 1000\n']
+['\Aqq\z', 'rate_limit_exceeded', '\A(?!(?s:.*)c1_history_store_failures_total\{[^}\n]*op="(?:limit|debit)"[^}\n]*\} [1-9])(?s:.*)c1_limit_debited_tokens_total\{zone="u",source="usage"\} 1000\n']
 
 
 
