@@ -503,7 +503,20 @@ GET /estimate-check
 
 
 
-=== TEST 16: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
+=== TEST 16: two limits both spent: the refusal names the first in config order (the minute's, its headers), Retry-After until both have a token again (the day's 86.4 s, not the minute's 40.1 s)
+--- request eval
+["POST /two?u=alice&p=1000&c=0\n{\"prompt\":\"a\"}",
+ "POST /two?u=alice&p=1&c=0\n{\"prompt\":\"a\"}"]
+--- error_code eval
+[200, 429]
+--- response_headers_like eval
+[::hdrs(600, 600, 0, 0), ::hdrs(600, 0, 100000 - 3000, 100000, 87)]
+--- response_body_like eval
+['\Aqq\z', ::refusal('min (TPM)', 'u', 600, 86400 - 3000, 87000)]
+
+
+
+=== TEST 17: the metrics: refusals and debits counted, no keys held in the zone (store=), none dropped
 --- request eval
 ["POST /chat?u=alice&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /chat?u=alice&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -517,7 +530,7 @@ GET /estimate-check
 
 
 
-=== TEST 17: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
+=== TEST 18: two nodes on one Redis: usage spent on node A refuses the key on node B, and the other way round; the refused node's C1 is not called
 --- request eval
 ["POST /chat?u=n&p=600&c=400\n{\"prompt\":\"a\"}",
  "POST /b/chat?u=n&p=1&c=1\n{\"prompt\":\"a\"}",
@@ -549,7 +562,7 @@ GET /estimate-check
 
 
 
-=== TEST 18: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}, the cause logged once
+=== TEST 19: Redis shut down under a running nginx: the check lets the requests through (a key with nothing left gets its answers), each failed check counted in c1_history_store_failures_total{op="limit"}, the cause logged once
 --- request eval
 ["POST /chat?u=f&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=f&p=1&c=0\n{\"prompt\":\"a\"}",
@@ -570,7 +583,7 @@ GET /estimate-check
 
 
 
-=== TEST 19: Redis down when nginx starts: the request goes through, the failure counted
+=== TEST 20: Redis down when nginx starts: the request goes through, the failure counted
 --- redis_down
 --- request eval
 ["POST /chat?u=d&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -584,7 +597,7 @@ GET /estimate-check
 
 
 
-=== TEST 20: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
+=== TEST 21: Redis shut down after the check, while C1 answers: the answer goes through, the debit is lost and counted in c1_history_store_failures_total{op="debit"}
 --- request
 GET /debit-lost
 --- response_body_like eval
@@ -592,7 +605,7 @@ GET /debit-lost
 
 
 
-=== TEST 21: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
+=== TEST 22: Redis stopped (SIGSTOP): each check times out (timeout=500ms) and lets the request through, counted
 --- redis_paused
 --- request eval
 ["POST /chat?u=p&p=10&c=0\n{\"prompt\":\"a\"}",
@@ -607,7 +620,7 @@ GET /debit-lost
 
 
 
-=== TEST 22: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
+=== TEST 23: Redis back: the next nginx limits again (nothing of the requests that went through was kept)
 --- request eval
 ["POST /chat?u=d&p=1000&c=0\n{\"prompt\":\"a\"}",
  "POST /chat?u=d&p=1&c=0\n{\"prompt\":\"a\"}"]
@@ -618,7 +631,7 @@ GET /debit-lost
 
 
 
-=== TEST 23: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
+=== TEST 24: C1's own errors debit nothing: its 429 relayed with its Retry-After, a 500; both carry the headers of the check
 --- request eval
 ["POST /chat?u=c&status=429&ra=5\n{\"prompt\":\"a\"}",
  "POST /chat?u=c&status=500\n{\"prompt\":\"a\"}",
