@@ -59,6 +59,13 @@ my $http = $C1Usage::Http . <<"_EOC_" . $C1Usage::Locations . "}\n";
             c1_pass /_c1;
         }
 
+        # (a): store=r, on both nodes
+        location = /rnpm/v1/chat/completions {
+            set \$q "p=30&c=10&k=rnpm";
+            c1_limit_tokens zone=ru key=rnpm rate=100/d;
+            c1_pass /_c1;
+        }
+
         # (a): C1's own 429, then an answer, on one key
         location = /c1429/v1/chat/completions {
             set \$q "status=429&ra=7&k=c429";
@@ -241,6 +248,19 @@ SKIP: {
     $calls = $client->('/npms/v1', 'sequence', 1) || [];
     is($calls->[0]{remaining}, '920', 'npm: the second stream\'s usage was debited too');
 
+    # store=r: spent through node 1, refused on node 2
+    $calls = $client->('/rnpm/v1', 'sequence', 3) || [];
+    is(join(',', map { $_->{remaining} // 'none' } @$calls), '100,60,20',
+       'npm, store=r: three answers on node 1');
+    my $port2 = $n2->port;
+    my $out = `node t/js/limits-client.mjs http://127.0.0.1:$port2/rnpm/v1 sequence 2 2>&1`;
+    my $r2 = eval { $json->decode($out) } || [];
+    ok(@$r2, 'npm, store=r: the client on node 2 printed JSON') or diag $out;
+    is(join(',', map { $_->{name} // 'ok' } @$r2), 'RateLimitError',
+       'npm, store=r: node 2 refuses at once: RateLimitError');
+    is(($r2->[0] || {})->{remaining}, '0', 'npm, store=r: node 2 says 0 remaining');
+    like(stats($n2, 'rnpm'), qr/\Acalls=0 /, 'npm, store=r: node 2 never called its C1');
+
     # C1's own 429: a RateLimitError with C1's Retry-After, no tokens spent
     $calls = $client->('/c1429/v1', 'sequence', 2) || [];
     $e = $calls->[0] || {};
@@ -283,6 +303,7 @@ for my $case (['/race', 'u', 'zone-backed, one node', $n1],
     my ($path, $zone, $what, @nodes) = @$case;
     my $debited = "c1_limit_debited_tokens_total{zone=\"$zone\",source=\"usage\"}";
     my @before = map { metric($_, $debited) // 0 } @nodes;
+    my $keys = $redis->keys('l40:b:*');
 
     my $t0 = time;
     my $r = race($path, @nodes);
@@ -310,7 +331,7 @@ for my $case (['/race', 'u', 'zone-backed, one node', $n1],
            . " reports 10000 - $sum remaining");
     }
     if (@nodes > 1) {
-        is(scalar($redis->keys('l40:b:*')), 1, "$what: one bucket in Redis");
+        is(scalar($redis->keys('l40:b:*')) - $keys, 1, "$what: one bucket more in Redis");
     }
 }
 
