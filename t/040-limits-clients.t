@@ -7,7 +7,9 @@
 #       "rate_limit_exceeded") whose headers say the limit, 0 remaining,
 #       the reset and Retry-After; streams: C1 asked for usage, the usage
 #       chunk kept from a client that did not ask for it, relayed to one
-#       that did, and debited either way;
+#       that did, and debited either way; C1's own 429: a RateLimitError
+#       with C1's Retry-After, no tokens debited; store=: spent through
+#       node 1, a RateLimitError on node 2;
 #   (b) 40 racing requests on one key, over two workers, zone-backed: the
 #       sum debited (c1_limit_debited_tokens_total{source="usage"}, and the
 #       remaining a last request reports) is the sum of the usages exactly;
