@@ -7,7 +7,6 @@
  */
 
 
-#include <stdio.h>
 #include <string.h>
 
 #include "ngx_http_c1_bucket.h"
@@ -105,58 +104,86 @@ c1_bucket_state(int64_t level, const c1_bucket_limit_t *l,
 }
 
 
+/* a number's digits at p: where they end */
+
+static char *
+c1_bucket_digits(char *p, uint64_t n)
+{
+    char   tmp[20], *t;
+
+    t = tmp + sizeof(tmp);
+
+    do {
+        *--t = (char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    memcpy(p, t, tmp + sizeof(tmp) - t);
+
+    return p + (tmp + sizeof(tmp) - t);
+}
+
+
 /*
  * ms as OpenAI's x-ratelimit-reset-* headers write it (Go's durations,
- * to the ms): "0s", "17ms", "1s", "8.64s", "6m0s", "2h0m0.5s"
+ * to the ms): "0s", "17ms", "1s", "8.64s", "6m0s", "2h0m0.5s"; written
+ * by hand, as it is on every limited answer
  */
 
 size_t
 c1_bucket_duration(uint64_t ms, char *buf)
 {
-    int       n;
-    char     *p, frac[8];
-    uint64_t  h, m, s, f;
+    char      *p;
+    uint64_t   h, f;
 
-    if (ms == 0) {
-        memcpy(buf, "0s", 3);
-        return 2;
-    }
+    p = buf;
 
     if (ms < 1000) {
-        return (size_t) snprintf(buf, C1_BUCKET_DURATION_LEN, "%ums",
-                                 (unsigned) ms);
+        p = c1_bucket_digits(p, ms);
+
+        if (ms) {
+            *p++ = 'm';
+        }
+
+        *p++ = 's';
+        *p = '\0';
+
+        return p - buf;
     }
 
     h = ms / 3600000;
-    m = ms / 60000 % 60;
-    s = ms / 1000 % 60;
+
+    if (h) {
+        p = c1_bucket_digits(p, h);
+        *p++ = 'h';
+    }
+
+    if (h || ms >= 60000) {
+        p = c1_bucket_digits(p, ms / 60000 % 60);
+        *p++ = 'm';
+    }
+
+    p = c1_bucket_digits(p, ms / 1000 % 60);
+
     f = ms % 1000;
 
-    frac[0] = '\0';
-
     if (f) {
-        snprintf(frac, sizeof(frac), ".%03u", (unsigned) f);
+        *p++ = '.';
+        *p++ = (char) ('0' + f / 100);
 
-        for (p = frac + strlen(frac) - 1; *p == '0'; p--) {
-            *p = '\0';
+        if (f % 100) {
+            *p++ = (char) ('0' + f / 10 % 10);
+
+            if (f % 10) {
+                *p++ = (char) ('0' + f % 10);
+            }
         }
     }
 
-    if (h) {
-        n = snprintf(buf, C1_BUCKET_DURATION_LEN, "%lluh%um%u%ss",
-                     (unsigned long long) h, (unsigned) m, (unsigned) s,
-                     frac);
+    *p++ = 's';
+    *p = '\0';
 
-    } else if (m) {
-        n = snprintf(buf, C1_BUCKET_DURATION_LEN, "%um%u%ss", (unsigned) m,
-                     (unsigned) s, frac);
-
-    } else {
-        n = snprintf(buf, C1_BUCKET_DURATION_LEN, "%u%ss", (unsigned) s,
-                     frac);
-    }
-
-    return (n < 0) ? 0 : (size_t) n;
+    return p - buf;
 }
 
 
