@@ -1787,6 +1787,13 @@ test_bucket(void)
     is_str(duration(7200000), "2h0m0s", "duration: hours");
     is_str(duration(86399900), "23h59m59.9s", "duration: a day nearly");
     is_str(duration(C1_BUCKET_DAY * 3), "72h0m0s", "duration: days as hours");
+    is_str(duration(100), "100ms", "duration: 100ms");
+    is_str(duration(1001), "1.001s", "duration: a ms past a second");
+    is_str(duration(1010), "1.01s", "duration: ten ms past a second");
+    is_str(duration(61000), "1m1s", "duration: a minute and a second");
+    is_str(duration(3600000), "1h0m0s", "duration: an hour");
+    is_str(duration(UINT64_MAX / 2), "2562047788015h12m55.807s",
+           "duration: the longest a drain gives");
 
     ok(c1_bucket_estimate(0) == 0 && c1_bucket_estimate(1) == 1
        && c1_bucket_estimate(4) == 1 && c1_bucket_estimate(5) == 2,
