@@ -40,7 +40,8 @@ PROTO_SRCS  := $(SRC_DIR)/ngx_http_c1_json.c \
                $(SRC_DIR)/ngx_http_c1_relay.c \
                $(SRC_DIR)/ngx_http_c1_history.c \
                $(SRC_DIR)/ngx_http_c1_api.c \
-               $(SRC_DIR)/ngx_http_c1_bucket.c
+               $(SRC_DIR)/ngx_http_c1_bucket.c \
+               $(SRC_DIR)/ngx_http_c1_tools.c
 
 CC_OPT      := -g -O2 -fstack-protector-strong -Wformat \
                -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
@@ -55,7 +56,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(MODULE) \
     /usr/lib/nginx/modules/ndk_http_module.so \
     /usr/lib/nginx/modules/ngx_http_lua_module.so
 
-FUZZERS     := relay request answer scan api
+FUZZERS     := relay request answer scan api tools
 FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -I$(SRC_DIR)

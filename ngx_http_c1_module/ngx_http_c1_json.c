@@ -234,7 +234,10 @@ c1_json_string(const c1_str_t *s)
         return NULL;
     }
 
-    memcpy(p, s->data, s->len);
+    if (s->len) {
+        memcpy(p, s->data, s->len);    /* an empty one may have no data */
+    }
+
     p[s->len] = '\0';
 
     item = cJSON_CreateString(p);

@@ -13,6 +13,7 @@
 #include "ngx_http_c1_scan.h"
 #include "ngx_http_c1_api.h"
 #include "ngx_http_c1_bucket.h"
+#include "ngx_http_c1_tools.h"
 #include "c1_mem.h"
 
 
@@ -1885,6 +1886,232 @@ test_usage(void)
 }
 
 
+static int
+tools_event(void *data, const unsigned char *ev, size_t len)
+{
+    return c1_tool_calls_event(data, ev, len);
+}
+
+
+/* a stream through the SSE parser, cut every "step" bytes */
+
+static int
+tools_stream(const char *in, size_t len, size_t step, c1_tool_calls_t *tc)
+{
+    int       rc;
+    size_t    pos, n;
+    c1_sse_t  sse;
+
+    c1_tool_calls_init(tc, 65536);
+    c1_sse_init(&sse, 65536);
+
+    rc = C1_OK;
+
+    for (pos = 0; pos < len && rc == C1_OK; pos += n) {
+        n = (step && step < len - pos) ? step : len - pos;
+        rc = c1_sse_feed(&sse, (const unsigned char *) in + pos, n,
+                         tools_event, tc);
+    }
+
+    if (rc == C1_OK) {
+        rc = c1_sse_end(&sse, tools_event, tc);
+    }
+
+    c1_sse_free(&sse);
+
+    return rc;
+}
+
+
+static int
+buf_is(const c1_buf_t *b, const char *want)
+{
+    return b->len == strlen(want) && memcmp(b->data, want, b->len) == 0;
+}
+
+
+static void
+test_tools(void)
+{
+    int               good;
+    char             *out;
+    size_t            len, step;
+    c1_str_t          msgs[2];
+    c1_tool_calls_t   tc;
+    unsigned char     think[256];
+
+    static const char  stream[] =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+        "\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\","
+        "\"function\":{\"name\":\"get_planets\",\"arguments\":\"\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+        "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"n\\\":\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+        "[{\"index\":1,\"id\":\"call_b\",\"function\":{\"name\":\"weather\","
+        "\"arguments\":\"{\\\"city\\\":\\\"\\u00c9vry\\\"}\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+        "[{\"index\":0,\"function\":{\"arguments\":\"3}\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},"
+        "\"finish_reason\":\"tool_calls\"}]}\n\n"
+        "data: [DONE]\n\n";
+
+    good = 1;
+
+    for (step = 0; step < sizeof(stream); step += (step < 40) ? 1 : 7) {
+        if (tools_stream(stream, sizeof(stream) - 1, step, &tc) != C1_OK
+            || tc.n != 2 || !tc.finished
+            || !buf_is(&tc.calls[0].id, "call_a")
+            || !buf_is(&tc.calls[0].name, "get_planets")
+            || !buf_is(&tc.calls[0].arguments, "{\"n\":3}")
+            || !buf_is(&tc.calls[1].id, "call_b")
+            || !buf_is(&tc.calls[1].name, "weather")
+            || !buf_is(&tc.calls[1].arguments,
+                       "{\"city\":\"\xc3\x89vry\"}"))
+        {
+            good = 0;
+        }
+
+        c1_tool_calls_free(&tc);
+    }
+
+    ok(good, "tools: two calls gathered from their deltas, cut anywhere");
+
+    tools_stream(stream, sizeof(stream) - 1, 0, &tc);
+    ok(c1_tool_calls_check(&tc, 0) == C1_OK
+       && c1_tool_calls_check(&tc, 1) == C1_OK, "tools: both runnable");
+
+    out = c1_tool_calls_message(&tc, &len);
+    is_str(out, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+           "{\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":"
+           "\"get_planets\",\"arguments\":\"{\\\"n\\\":3}\"}},"
+           "{\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":"
+           "\"weather\",\"arguments\":\"{\\\"city\\\":\\\"\xc3\x89vry\\\"}\"}}"
+           "]}", "tools: the assistant's message with its calls");
+    c1_free(out);
+
+    out = c1_tool_result_message(&tc.calls[1],
+                                 (const unsigned char *) "{\"t\":\"<3\"}", 10,
+                                 &len);
+    is_str(out, "{\"role\":\"tool\",\"tool_call_id\":\"call_b\",\"content\":"
+           "\"{\\\"t\\\":\\\"<3\\\"}\"}", "tools: a result message");
+    c1_free(out);
+    c1_tool_calls_free(&tc);
+
+    /* a whole answer */
+
+    c1_tool_calls_init(&tc, 65536);
+    ok(c1_tool_calls_answer(&tc, (const unsigned char *) J(
+       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+       "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+       "\"function\",\"function\":{\"name\":\"get_planets\",\"arguments\":"
+       "\"not json\"}},{\"type\":\"function\",\"function\":{\"name\":\"x\"}}]},"
+       "\"finish_reason\":\"tool_calls\"}]}"))
+       == C1_OK && tc.n == 2 && tc.finished, "tools: a whole answer's calls");
+    ok(c1_tool_calls_check(&tc, 0) == C1_ERROR
+       && strstr(tc.err.message, "not a JSON object") != NULL,
+       "tools: arguments that are not JSON refused, with a reason");
+    ok(c1_tool_calls_check(&tc, 1) == C1_OK
+       && buf_is(&tc.calls[1].id, "call_1")
+       && buf_is(&tc.calls[1].arguments, "{}"),
+       "tools: no id made one, no arguments made {}");
+    c1_tool_calls_free(&tc);
+
+    c1_tool_calls_init(&tc, 65536);
+    ok(c1_tool_calls_answer(&tc, (const unsigned char *) J(
+       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+       "\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}")) == C1_OK
+       && tc.n == 0 && !tc.finished, "tools: an answer without calls");
+    ok(c1_tool_calls_answer(&tc, (const unsigned char *) J("{oops")) != C1_OK
+       && tc.failed, "tools: an answer that is not JSON");
+    c1_tool_calls_free(&tc);
+
+    /* bounds */
+
+    c1_tool_calls_init(&tc, 8);
+    ok(c1_tool_calls_event(&tc, (const unsigned char *) J(
+       "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+       "{\"name\":\"a\",\"arguments\":\"{\\\"long\\\":1}\"}}]}}]}"))
+       == C1_ERROR && tc.failed, "tools: arguments over the bound refused");
+    c1_tool_calls_free(&tc);
+
+    c1_tool_calls_init(&tc, 8);
+    ok(c1_tool_calls_event(&tc, (const unsigned char *) J(
+       "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-1}]}}]}"))
+       == C1_ERROR, "tools: a negative index refused");
+    c1_tool_calls_free(&tc);
+
+    c1_tool_calls_init(&tc, 8);
+    good = 1;
+    for (len = 0; len <= C1_TOOL_CALLS_MAX; len++) {
+        char  ev[128];
+
+        snprintf(ev, sizeof(ev), "{\"choices\":[{\"delta\":{\"tool_calls\":"
+                 "[{\"index\":%zu,\"function\":{\"name\":\"t\"}}]}}]}", len);
+        if ((c1_tool_calls_event(&tc, (const unsigned char *) ev,
+                                 strlen(ev)) == C1_OK)
+            != (len < C1_TOOL_CALLS_MAX))
+        {
+            good = 0;
+        }
+    }
+    ok(good && tc.n == C1_TOOL_CALLS_MAX, "tools: 16 calls at most");
+    c1_tool_calls_free(&tc);
+
+    /* C1's request: tools added, messages added, tools taken away */
+
+    ok(c1_request_tools(J("{\"model\":\"m\",\"messages\":[]}"),
+                        J("[{\"type\":\"function\"}]"), &out, &len) == C1_OK,
+       "tools: added to the request");
+    is_str(out, "{\"model\":\"m\",\"messages\":[],\"tools\":[{\"type\":"
+           "\"function\"}]}", "tools: the request with its tools");
+
+    msgs[0] = (c1_str_t) { (const unsigned char *) "{\"role\":\"assistant\"}",
+                           20 };
+    msgs[1] = (c1_str_t) { (const unsigned char *) "{\"role\":\"tool\"}", 15 };
+
+    {
+        char    *next;
+        size_t   nlen;
+
+        ok(c1_request_extend(out, len, msgs, 2, 0, &next, &nlen) == C1_OK,
+           "tools: the next round's request");
+        is_str(next, "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\"},"
+               "{\"role\":\"tool\"}],\"tools\":[{\"type\":\"function\"}]}",
+               "tools: the messages added");
+        c1_free(next);
+
+        ok(c1_request_extend(out, len, msgs, 1, 1, &next, &nlen) == C1_OK,
+           "tools: the last round's request");
+        is_str(next, "{\"model\":\"m\",\"messages\":[{\"role\":"
+               "\"assistant\"}]}", "tools: the tools taken away");
+        c1_free(next);
+
+        ok(c1_request_extend(out, len, (c1_str_t[]) {
+                                 { (const unsigned char *) "[1]", 3 } },
+                             1, 0, &next, &nlen) == C1_ERROR,
+           "tools: a message that is not an object refused");
+    }
+
+    c1_free(out);
+
+    /* the think item, as genui-sdk writes it */
+
+    len = c1_think_item((const unsigned char *) "Using <get_planets>", 19,
+                        (const unsigned char *) "Tom & Jerry's \"list\"", 20,
+                        think);
+    ok(len <= c1_think_item_len(19, 20)
+       && len == strlen("<thinkitem ephemeral=\"true\"><thinkitemtitle>"
+                        "Using &lt;get_planets&gt;</thinkitemtitle>"
+                        "<thinkitemcontent>Tom &amp; Jerry&#39;s &quot;list"
+                        "&quot;</thinkitemcontent></thinkitem>")
+       && memcmp(think, "<thinkitem ephemeral=\"true\"><thinkitemtitle>"
+                 "Using &lt;get_planets&gt;</thinkitemtitle>"
+                 "<thinkitemcontent>Tom &amp; Jerry&#39;s &quot;list"
+                 "&quot;</thinkitemcontent></thinkitem>", len) == 0,
+       "think item: the SDK's bytes, escaped as lodash's escape()");
+}
+
+
 int
 main(void)
 {
@@ -1902,6 +2129,7 @@ main(void)
     test_api_render();
     test_bucket();
     test_usage();
+    test_tools();
 
     printf("1..%d\n", tests);
 
