@@ -63,11 +63,15 @@ ngx_http_c1_call_of(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_c1_module);
 
-    if (ctx == NULL || ctx->call.sr != r) {
+    if (ctx == NULL) {
         return NULL;
     }
 
-    return &ctx->call;
+    if (ctx->call.sr == r) {
+        return &ctx->call;
+    }
+
+    return ctx->tool_calls ? ngx_http_c1_tool_call_of(ctx, r) : NULL;
 }
 
 
@@ -91,8 +95,15 @@ ngx_http_c1_call_start(ngx_http_c1_call_t *call)
     ps->handler = ngx_http_c1_call_done;
     ps->data = call;
 
+    /*
+     * a tool's call runs beside others, in the background: it never
+     * waits for the one before it to be the active subrequest
+     */
+
     if (ngx_http_subrequest(r, &call->uri,
-                            call->args.len ? &call->args : NULL, &sr, ps, 0)
+                            call->args.len ? &call->args : NULL, &sr, ps,
+                            call->background
+                            ? NGX_HTTP_SUBREQUEST_BACKGROUND : 0)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -315,6 +326,13 @@ ngx_http_c1_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     if (call->rc == 0 && rc != NGX_OK && rc != NGX_AGAIN && rc != NGX_DONE) {
         call->rc = rc;
+    }
+
+    /* nginx wakes no request for a background subrequest: this one does */
+
+    if (call->background && !call->woke) {
+        call->woke = 1;
+        (void) ngx_http_post_request(call->r, NULL);
     }
 
     if (call->stopped) {

@@ -148,6 +148,7 @@ ngx_http_c1_chat_header(ngx_http_c1_call_t *call)
         c1_relay_init(&ctx->relay, ctx->mode, lcf->max_response_size);
         ctx->relay.keep = (ctx->begun && ctx->mode == C1_MODE_OPENAI);
         ctx->relay.hide_usage = ctx->hide_usage;
+        ctx->relay.tools = ctx->tc;
 
         /* each event must reach us as soon as C1 sends it */
 

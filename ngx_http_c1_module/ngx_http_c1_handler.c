@@ -61,6 +61,12 @@ static ngx_int_t ngx_http_c1_respond_answer(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
 static ngx_int_t ngx_http_c1_respond_stream(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
+static ngx_int_t ngx_http_c1_respond_round(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx, c1_error_t *words);
+static ngx_int_t ngx_http_c1_tools_go(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_try_reset(ngx_http_c1_ctx_t *ctx);
+static void ngx_http_c1_round_tokens(ngx_http_c1_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
@@ -559,6 +565,8 @@ ngx_http_c1_turn_call(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                                                           : "assistant";
                 turns[i].data = m->content.data;
                 turns[i].len = m->content.len;
+                turns[i].raw = (m->role == C1_ROLE_TOOL_CALLS
+                                || m->role == C1_ROLE_TOOL);
             }
 
             nturns = ctx->op.nout;
@@ -595,7 +603,9 @@ ngx_http_c1_turn_call(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     ctx->tries_start = ngx_current_msec;
     ctx->retry_after = -1;
 
-    if (ngx_http_c1_fallback_models(r, ctx) != NGX_OK) {
+    if (ngx_http_c1_fallback_models(r, ctx) != NGX_OK
+        || ngx_http_c1_tool_start(r, ctx) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -726,7 +736,28 @@ ngx_http_c1_run(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_c1_module);
 
-    if (ctx == NULL || ctx->phase != NGX_HTTP_C1_PHASE_CALL
+    if (ctx == NULL) {
+        return;
+    }
+
+    if (ctx->phase == NGX_HTTP_C1_PHASE_TOOLS) {
+
+        /* TOOLS: once every call of the round is over, C1 again */
+
+        if (!ngx_http_c1_tools_over(ctx)) {
+            return;
+        }
+
+        rc = ngx_http_c1_tools_go(r, ctx);
+
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
+
+    if (ctx->phase != NGX_HTTP_C1_PHASE_CALL
         || !ngx_http_c1_call_over(&ctx->call))
     {
         return;
@@ -736,9 +767,11 @@ ngx_http_c1_run(ngx_http_request_t *r)
 
     rc = ngx_http_c1_respond(r, ctx);
 
-    if (ctx->phase == NGX_HTTP_C1_PHASE_PAUSE) {
-
-        /* another try follows: the request goes on */
+    if (ctx->phase == NGX_HTTP_C1_PHASE_PAUSE
+        || ctx->phase == NGX_HTTP_C1_PHASE_TOOLS
+        || ctx->phase == NGX_HTTP_C1_PHASE_CALL)
+    {
+        /* another try, or a tool round, follows: the request goes on */
 
         return;
     }
@@ -752,6 +785,7 @@ ngx_http_c1_run(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
+    ngx_int_t           rc;
     ngx_uint_t          status;
     c1_error_t          words;
     ngx_http_c1_err_e   id;
@@ -762,6 +796,24 @@ ngx_http_c1_respond(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         && ngx_http_c1_retry(r, ctx, id, &words, status) == NGX_OK)
     {
         return NGX_OK;
+    }
+
+    /* C1 asked for tools: a round (or one too many) */
+
+    if (id == NGX_HTTP_C1_ERR_NONE && ctx->tc && ctx->tc->finished
+        && ctx->tc->n)
+    {
+        rc = ngx_http_c1_respond_round(r, ctx, &words);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        id = NGX_HTTP_C1_ERR_BAD_ANSWER;
+    }
+
+    if (id == NGX_HTTP_C1_ERR_NONE && ctx->rounds) {
+        ngx_http_c1_round_tokens(ctx);
     }
 
     ctx->phase = NGX_HTTP_C1_PHASE_DONE;
@@ -888,6 +940,29 @@ ngx_http_c1_judge(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     *status = 0;
+
+    /* a whole answer of a location with tools: its calls, and its usage */
+
+    if (ctx->tc) {
+        if (c1_tool_calls_answer(ctx->tc, ctx->buf, ctx->len) == C1_OK
+            && ctx->tc->finished && ctx->tc->n)
+        {
+            if (c1_answer_extract(ctx->buf, ctx->len, C1_MODE_OPENAI,
+                                  &ctx->content, words)
+                == C1_OK)
+            {
+                ctx->prompt_tokens = ctx->content.prompt_tokens;
+                ctx->completion_tokens = ctx->content.completion_tokens;
+                ctx->total_tokens = ctx->content.total_tokens;
+            }
+
+            return NGX_HTTP_C1_ERR_NONE;
+        }
+
+        c1_tool_calls_free(ctx->tc);
+        ctx->tc->finished = 0;
+        ctx->tc->failed = 0;
+    }
 
     rc = c1_answer_extract(ctx->buf, ctx->len, ctx->mode, &ctx->content,
                            words);
@@ -1110,23 +1185,13 @@ ngx_http_c1_retry(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
 
     /* what this try left goes; the thread's turn stays begun */
 
-    c1_relay_free(&ctx->relay);
-    ngx_memzero(&ctx->relay, sizeof(c1_relay_t));
-    c1_buf_free(&ctx->answer);
+    ngx_http_c1_try_reset(ctx);
 
-    ctx->relaying = 0;
-    ctx->relay_ended = 0;
-    ctx->over_size = 0;
-    ctx->too_large = 0;
-    ctx->answer_lost = 0;
-    ctx->relayed = 0;
-    ctx->len = 0;
-    ctx->first_msec = 0;
-    ctx->retry_after = -1;
-    ngx_str_null(&ctx->retry_after_value);
-    ctx->prompt_tokens = -1;
-    ctx->completion_tokens = -1;
-    ctx->total_tokens = -1;
+    if (ctx->rounds == 0) {
+        c1_buf_free(&ctx->answer);
+        ctx->answer_lost = 0;
+        ctx->first_msec = 0;
+    }
 
     ctx->phase = NGX_HTTP_C1_PHASE_PAUSE;
 
@@ -1200,6 +1265,147 @@ ngx_http_c1_try_model(ngx_http_c1_ctx_t *ctx, ngx_uint_t n,
     if (m->len) {
         *model = *m;
         ctx->fallback = 1;
+    }
+}
+
+
+/* what a call left, gone before the next one */
+
+static void
+ngx_http_c1_try_reset(ngx_http_c1_ctx_t *ctx)
+{
+    if (ctx->tc) {
+        c1_tool_calls_free(ctx->tc);
+        ctx->tc->finished = 0;
+        ctx->tc->failed = 0;
+    }
+
+    c1_relay_free(&ctx->relay);
+    ngx_memzero(&ctx->relay, sizeof(c1_relay_t));
+
+    c1_free(ctx->content.content);
+    ngx_memzero(&ctx->content, sizeof(c1_answer_t));
+
+    ctx->relaying = 0;
+    ctx->relay_ended = 0;
+    ctx->over_size = 0;
+    ctx->too_large = 0;
+    ctx->relayed = 0;
+    ctx->len = 0;
+    ctx->retry_after = -1;
+    ngx_str_null(&ctx->retry_after_value);
+    ctx->prompt_tokens = -1;
+    ctx->completion_tokens = -1;
+    ctx->total_tokens = -1;
+}
+
+
+/*
+ * C1 asked for tools: a round starts (NGX_OK: TOOLS, or the next call
+ * already when no call ran), or the request ends with an error rc;
+ * NGX_DECLINED: one round too many (words say so).
+ */
+
+static ngx_int_t
+ngx_http_c1_respond_round(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
+    c1_error_t *words)
+{
+    ngx_int_t                rc;
+    ngx_http_c1_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_c1_module);
+
+    if (ctx->rounds >= lcf->tool_rounds) {
+        c1_error_set(words, NGX_HTTP_BAD_GATEWAY, "upstream_error",
+                     "bad_upstream_answer", NULL, "C1 asked for tools after "
+                     "the last round (c1_tool_rounds %u)",
+                     (unsigned) lcf->tool_rounds);
+        return NGX_DECLINED;
+    }
+
+    /* this call's tokens: its usage, or its estimate, for the limits */
+
+    ngx_http_c1_limit_count(r, ctx);
+
+    if (ctx->prompt_tokens > 0) {
+        ctx->round_prompt += ctx->prompt_tokens;
+    }
+
+    if (ctx->completion_tokens > 0) {
+        ctx->round_completion += ctx->completion_tokens;
+    }
+
+    if (ctx->total_tokens > 0) {
+        ctx->round_total += ctx->total_tokens;
+    }
+
+    rc = ngx_http_c1_tool_round(r, ctx);
+
+    if (rc != NGX_OK) {
+        ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+        return rc;
+    }
+
+    if (!ngx_http_c1_tools_over(ctx)) {
+        return NGX_OK;
+    }
+
+    /* no call ran (each one's error known at once): C1 again now */
+
+    return ngx_http_c1_tools_go(r, ctx);
+}
+
+
+/* TOOLS are over: their results into C1's request, and the next call */
+
+static ngx_int_t
+ngx_http_c1_tools_go(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_c1_tool_next(r, ctx);
+
+    if (rc != NGX_OK) {
+        ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+        return rc;
+    }
+
+    ngx_http_c1_try_reset(ctx);
+
+    ctx->counted_call = 0;
+    ctx->tries = 1;
+    ctx->tries_start = ngx_current_msec;
+    ctx->model = ctx->body_model;
+    ctx->fallback = 0;
+    ctx->phase = NGX_HTTP_C1_PHASE_CALL;
+
+    if (ngx_http_c1_chat_start(r, ctx, &ctx->body) != NGX_OK) {
+        ctx->phase = NGX_HTTP_C1_PHASE_DONE;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the turn's tokens: every call's, for the variables and the metrics */
+
+static void
+ngx_http_c1_round_tokens(ngx_http_c1_ctx_t *ctx)
+{
+    if (ctx->round_prompt) {
+        ctx->prompt_tokens = ngx_max(ctx->prompt_tokens, 0)
+                             + ctx->round_prompt;
+    }
+
+    if (ctx->round_completion) {
+        ctx->completion_tokens = ngx_max(ctx->completion_tokens, 0)
+                                 + ctx->round_completion;
+    }
+
+    if (ctx->round_total) {
+        ctx->total_tokens = ngx_max(ctx->total_tokens, 0)
+                            + ctx->round_total;
     }
 }
 

@@ -26,6 +26,10 @@
 
 #define C1_ROLE_USER       1
 #define C1_ROLE_ASSISTANT  2
+#define C1_ROLE_TOOL_CALLS 3                   /* the assistant's tool calls:
+                                                  the message's JSON */
+#define C1_ROLE_TOOL       4                   /* a tool's result: the
+                                                  message's JSON */
 
 #define C1_HISTORY_OK      0
 #define C1_HISTORY_NOMEM  -2

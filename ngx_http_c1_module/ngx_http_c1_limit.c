@@ -951,31 +951,26 @@ ngx_http_c1_limit_headers(ngx_http_request_t *r,
 
 
 /*
- * The answer's tokens, from every bucket once: C1's usage, or where it
- * sent none, an estimate from the bytes of the request and of the
- * content that came.  Nothing when C1 answered no content at all (an
- * error, a failure before it).
+ * A C1 call's tokens, added to the request's: C1's usage, or where it
+ * sent none, an estimate from the bytes of its request and of the content
+ * that came.  Nothing when C1 answered no content at all (an error, a
+ * failure before it).  Each call once (a tool round has several).
  */
 
 void
-ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+ngx_http_c1_limit_count(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 {
-    long                        p, c, t;
-    size_t                      content;
-    c1_error_t                  err;
-    c1_answer_t                 answer;
-    uint64_t                    tokens, total_est, completion_est;
-    ngx_uint_t                  i, estimated;
-    ngx_http_c1_limit_zone_t   *zone;
-    ngx_http_c1_limit_state_t  *st;
+    long         p, c, t;
+    size_t       content;
+    uint64_t     completion_est;
+    c1_error_t   err;
+    c1_answer_t  answer;
 
-    if (ctx->nlimits == 0 || ctx->debited
-        || ctx->error == NGX_HTTP_C1_ERR_RATE_LIMITED)
-    {
+    if (ctx->nlimits == 0 || ctx->counted_call) {
         return;
     }
 
-    ctx->debited = 1;
+    ctx->counted_call = 1;
 
     if (ctx->relaying) {
         p = ctx->relay.prompt_tokens;
@@ -1013,12 +1008,48 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         t = p + c;
     }
 
-    completion_est = c1_bucket_estimate(content);
-    total_est = c1_bucket_estimate(ctx->body.len) + completion_est;
-
     if (content == 0 && t < 0 && c < 0) {
         return;
     }
+
+    completion_est = c1_bucket_estimate(content);
+
+    if (t >= 0) {
+        ctx->spent_usage[0] += (uint64_t) t;
+
+    } else {
+        ctx->spent_estimate[0] += c1_bucket_estimate(ctx->body.len)
+                                  + completion_est;
+    }
+
+    if (c >= 0) {
+        ctx->spent_usage[1] += (uint64_t) c;
+
+    } else {
+        ctx->spent_estimate[1] += completion_est;
+    }
+}
+
+
+/* the request's tokens, from every bucket once, when it is over */
+
+void
+ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
+{
+    uint64_t                    tokens, part[2];
+    ngx_uint_t                  i, j, k;
+    ngx_http_c1_limit_zone_t   *zone;
+    ngx_http_c1_limit_state_t  *st;
+
+    if (ctx->nlimits == 0 || ctx->debited
+        || ctx->error == NGX_HTTP_C1_ERR_RATE_LIMITED)
+    {
+        return;
+    }
+
+    ngx_http_c1_limit_count(r, ctx);
+
+    ctx->debited = 1;
 
     for (i = 0; i < ctx->nlimits; i++) {
         st = &ctx->limits[i];
@@ -1027,26 +1058,12 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
             continue;
         }
 
-        estimated = 0;
+        k = st->limit->completion ? 1 : 0;
 
-        if (st->limit->completion) {
-            if (c >= 0) {
-                tokens = (uint64_t) c;
+        part[0] = ctx->spent_usage[k];
+        part[1] = ctx->spent_estimate[k];
 
-            } else {
-                tokens = completion_est;
-                estimated = 1;
-            }
-
-        } else {
-            if (t >= 0) {
-                tokens = (uint64_t) t;
-
-            } else {
-                tokens = total_est;
-                estimated = 1;
-            }
-        }
+        tokens = part[0] + part[1];
 
         if (tokens == 0) {
             continue;
@@ -1054,14 +1071,18 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
         zone = st->limit->zone;
 
-        (void) ngx_atomic_fetch_add(estimated ? &zone->sh->estimate
+        for (j = 0; j < 2; j++) {
+            if (part[j]) {
+                (void) ngx_atomic_fetch_add(j ? &zone->sh->estimate
                                               : &zone->sh->usage,
-                                    (ngx_atomic_int_t) tokens);
+                                            (ngx_atomic_int_t) part[j]);
+            }
+        }
 
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "c1: %uL tokens debited (%s) in zone \"%V\", key "
-                       "\"%V\"", tokens, estimated ? "estimate" : "usage",
-                       &zone->name, &st->key);
+                       "c1: %uL tokens debited (%uL estimated) in zone "
+                       "\"%V\", key \"%V\"", tokens, part[1], &zone->name,
+                       &st->key);
 
         if (zone->store == NULL) {
             ngx_http_c1_limit_spend(r, st, tokens);

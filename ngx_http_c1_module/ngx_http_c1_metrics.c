@@ -61,7 +61,18 @@ typedef struct {
     ngx_atomic_t   retries[NGX_HTTP_C1_RETRY_REASONS];
     ngx_http_c1_model_count_t  fallbacks[NGX_HTTP_C1_FALLBACK_MODELS + 1];
     ngx_http_c1_store_count_t  store_failures[NGX_HTTP_C1_STORES];
+    ngx_atomic_t   tools[NGX_HTTP_C1_TOOLS_MAX + 1]
+                        [NGX_HTTP_C1_TOOL_OUTCOMES];
+    ngx_atomic_t   tool_latency[NGX_HTTP_C1_BUCKETS_N + 1];
+    ngx_atomic_t   tool_latency_sum;              /* ms */
 } ngx_http_c1_metrics_t;
+
+
+/* in the order of ngx_http_c1_tool_outcome_e */
+static char  *ngx_http_c1_tool_outcomes[NGX_HTTP_C1_TOOL_OUTCOMES] = {
+    "ok", "error", "timeout", "too_large", "unknown", "bad_arguments",
+    "unreachable", "not_text"
+};
 
 
 /* in the order of ngx_http_c1_store_op_e */
@@ -117,6 +128,8 @@ static ngx_int_t ngx_http_c1_page_write(ngx_http_c1_page_t *pg,
     ngx_http_c1_metrics_t *m, ngx_http_c1_zone_stat_t *st, ngx_uint_t n);
 static ngx_int_t ngx_http_c1_page_limits(ngx_http_c1_page_t *pg,
     ngx_array_t *zones);
+static ngx_int_t ngx_http_c1_page_tools(ngx_http_c1_page_t *pg,
+    ngx_http_c1_metrics_t *m, ngx_array_t *names);
 static ngx_int_t ngx_http_c1_histogram(ngx_http_c1_page_t *pg, char *name,
     char *help, ngx_atomic_t *buckets, ngx_atomic_t *sum);
 static ngx_int_t ngx_http_c1_page_printf(ngx_http_c1_page_t *pg,
@@ -167,7 +180,9 @@ enum {
     NGX_HTTP_C1_VAR_TRIES,
     NGX_HTTP_C1_VAR_FALLBACK,
     NGX_HTTP_C1_VAR_LIMIT_REMAINING,
-    NGX_HTTP_C1_VAR_LIMIT_KEY
+    NGX_HTTP_C1_VAR_LIMIT_KEY,
+    NGX_HTTP_C1_VAR_TOOL_CALLS,
+    NGX_HTTP_C1_VAR_TOOL_ROUNDS
 };
 
 
@@ -211,6 +226,12 @@ static ngx_http_variable_t  ngx_http_c1_vars[] = {
 
     { ngx_string("c1_limit_key"), NULL, ngx_http_c1_variable,
       NGX_HTTP_C1_VAR_LIMIT_KEY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_tool_calls"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_TOOL_CALLS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("c1_tool_rounds"), NULL, ngx_http_c1_variable,
+      NGX_HTTP_C1_VAR_TOOL_ROUNDS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -316,6 +337,18 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_HTTP_C1_VAR_LIMIT_KEY:
         if (ctx->limit_shown) {
             s = ctx->limit_shown->key;
+        }
+        break;
+
+    case NGX_HTTP_C1_VAR_TOOL_CALLS:
+        if (ctx->tc) {
+            n = (long) ctx->tool_calls->nelts;
+        }
+        break;
+
+    case NGX_HTTP_C1_VAR_TOOL_ROUNDS:
+        if (ctx->tc) {
+            n = (long) ctx->rounds;
         }
         break;
 
@@ -525,6 +558,32 @@ ngx_http_c1_fallback_counted(ngx_shm_zone_t *zone, ngx_http_c1_metrics_t *m,
     ngx_shmtx_unlock(&shpool->mutex);
 
     (void) ngx_atomic_fetch_add(&f->n, 1);
+}
+
+
+/* a tool call ended: its tool's row (or "unknown"), how, in what time */
+
+void
+ngx_http_c1_tool_counted(ngx_http_request_t *r, ngx_uint_t metric,
+    ngx_uint_t outcome, ngx_msec_t ms, ngx_uint_t ran)
+{
+    ngx_http_c1_metrics_t    *m;
+    ngx_http_c1_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_c1_module);
+    m = mcf->metrics_zone->data;
+
+    if (metric > NGX_HTTP_C1_TOOLS_MAX
+        || outcome >= NGX_HTTP_C1_TOOL_OUTCOMES)
+    {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&m->tools[metric][outcome], 1);
+
+    if (ran) {
+        ngx_http_c1_observe(m->tool_latency, &m->tool_latency_sum, ms);
+    }
 }
 
 
@@ -765,7 +824,8 @@ ngx_http_c1_metrics_handler(ngx_http_request_t *r)
     pg.last = &pg.out;
 
     if (ngx_http_c1_page_write(&pg, m, st, n) != NGX_OK
-        || ngx_http_c1_page_limits(&pg, &mcf->limit_zones) != NGX_OK)
+        || ngx_http_c1_page_limits(&pg, &mcf->limit_zones) != NGX_OK
+        || ngx_http_c1_page_tools(&pg, m, &mcf->tool_names) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -978,6 +1038,68 @@ ngx_http_c1_page_write(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
     }
 
     return NGX_OK;
+}
+
+
+/* the tools' families: every tool configured, "unknown" once counted */
+
+static ngx_int_t
+ngx_http_c1_page_tools(ngx_http_c1_page_t *pg, ngx_http_c1_metrics_t *m,
+    ngx_array_t *names)
+{
+    ngx_str_t   *name, label;
+    ngx_uint_t   i, j, n, seen;
+
+    if (names->nelts == 0) {
+        return NGX_OK;
+    }
+
+    name = names->elts;
+
+    if (ngx_http_c1_page_printf(pg, "# HELP c1_tool_calls_total Tool calls "
+                                "C1 asked for, by tool and outcome.\n"
+                                "# TYPE c1_tool_calls_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    n = ngx_min(names->nelts, NGX_HTTP_C1_TOOLS_MAX);
+
+    for (i = 0; i <= n; i++) {
+
+        if (i == n) {
+            for (j = 0, seen = 0; j < NGX_HTTP_C1_TOOL_OUTCOMES; j++) {
+                seen += m->tools[NGX_HTTP_C1_TOOLS_MAX][j];
+            }
+
+            if (seen == 0) {
+                break;
+            }
+
+            ngx_str_set(&label, "unknown");
+            i = NGX_HTTP_C1_TOOLS_MAX;
+
+        } else if (ngx_http_c1_label(pg->pool, &name[i], &label) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < NGX_HTTP_C1_TOOL_OUTCOMES; j++) {
+            if (ngx_http_c1_page_printf(pg, "c1_tool_calls_total{tool=\"%V\","
+                                        "outcome=\"%s\"} %uA\n", &label,
+                                        ngx_http_c1_tool_outcomes[j],
+                                        m->tools[i][j])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return ngx_http_c1_histogram(pg, "c1_tool_latency_seconds",
+                                 "From a tool call to the end of its "
+                                 "answer.", m->tool_latency,
+                                 &m->tool_latency_sum);
 }
 
 

@@ -46,6 +46,10 @@ static ngx_conf_num_bounds_t  ngx_http_c1_limit_status_bounds = {
     ngx_conf_check_num_bounds, 400, 599
 };
 
+static ngx_conf_num_bounds_t  ngx_http_c1_tool_rounds_bounds = {
+    ngx_conf_check_num_bounds, 1, 16
+};
+
 
 /* what c1_retry's on= takes, and its default */
 
@@ -230,6 +234,27 @@ static ngx_command_t  ngx_http_c1_commands[] = {
       0,
       NULL },
 
+    { ngx_string("c1_tool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_c1_tool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("c1_tool_rounds"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, tool_rounds),
+      &ngx_http_c1_tool_rounds_bounds },
+
+    { ngx_string("c1_tool_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_c1_loc_conf_t, tool_max_size),
+      NULL },
+
     { ngx_string("c1_limit_tokens_status"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -313,6 +338,8 @@ ngx_http_c1_create_main_conf(ngx_conf_t *cf)
            != NGX_OK
         || ngx_array_init(&mcf->limit_zones, cf->pool, 2,
                           sizeof(ngx_http_c1_limit_zone_t *))
+           != NGX_OK
+        || ngx_array_init(&mcf->tool_names, cf->pool, 4, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NULL;
@@ -355,6 +382,8 @@ ngx_http_c1_create_loc_conf(ngx_conf_t *cf)
     conf->retry.tries = NGX_CONF_UNSET_UINT;
     conf->fallback = NGX_CONF_UNSET_PTR;
     conf->limit_status = NGX_CONF_UNSET_UINT;
+    conf->tool_rounds = NGX_CONF_UNSET_UINT;
+    conf->tool_max_size = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -411,6 +440,17 @@ ngx_http_c1_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_uint_value(conf->limit_status, prev->limit_status,
                               NGX_HTTP_TOO_MANY_REQUESTS);
+
+    /* tools, a set: a level with any has only its own */
+
+    if (conf->tools == NULL) {
+        conf->tools = prev->tools;
+        conf->tools_json = prev->tools_json;
+    }
+
+    ngx_conf_merge_uint_value(conf->tool_rounds, prev->tool_rounds, 4);
+    ngx_conf_merge_size_value(conf->tool_max_size, prev->tool_max_size,
+                              256 * 1024);
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_c1_module);
 

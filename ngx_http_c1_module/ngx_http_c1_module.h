@@ -23,6 +23,7 @@
 #include "ngx_http_c1_history.h"
 #include "ngx_http_c1_store.h"
 #include "ngx_http_c1_bucket.h"
+#include "ngx_http_c1_tools.h"
 
 
 /* the first room taken for an answer whose length C1 did not give */
@@ -98,6 +99,33 @@ typedef struct {
 } ngx_http_c1_limit_state_t;
 
 
+/* a c1_tool: a location that answers one of C1's tool calls */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  uri;
+    ngx_str_t                  title;           /* its think item's */
+    ngx_msec_t                 timeout;
+    ngx_uint_t                 metric;          /* its counters' row */
+} ngx_http_c1_tool_t;
+
+
+/* how a tool call ended: the metrics' outcome label */
+typedef enum {
+    NGX_HTTP_C1_TOOL_OK = 0,
+    NGX_HTTP_C1_TOOL_ERROR,                    /* a status not 2xx */
+    NGX_HTTP_C1_TOOL_TIMEOUT,
+    NGX_HTTP_C1_TOOL_TOO_LARGE,
+    NGX_HTTP_C1_TOOL_UNKNOWN,
+    NGX_HTTP_C1_TOOL_BAD_ARGUMENTS,
+    NGX_HTTP_C1_TOOL_UNREACHABLE,
+    NGX_HTTP_C1_TOOL_NOT_TEXT,
+    NGX_HTTP_C1_TOOL_OUTCOMES
+} ngx_http_c1_tool_outcome_e;
+
+/* the tools the metrics count by name; one row more: "unknown" */
+#define NGX_HTTP_C1_TOOLS_MAX         64
+
+
 /* why a try failed: what c1_retry's on= lists, a bit each */
 #define NGX_HTTP_C1_RETRY_ERROR       0x0001
 #define NGX_HTTP_C1_RETRY_TIMEOUT     0x0002
@@ -124,6 +152,7 @@ typedef struct {
     ngx_array_t                zones;           /* of ngx_http_c1_zone_t * */
     ngx_array_t                stores;          /* of ngx_http_c1_store_t * */
     ngx_array_t                limit_zones;     /* of ..._limit_zone_t * */
+    ngx_array_t                tool_names;      /* of ngx_str_t: metrics */
     ngx_shm_zone_t            *metrics_zone;    /* the counters */
 } ngx_http_c1_main_conf_t;
 
@@ -170,6 +199,12 @@ typedef struct {
     /* token budgets */
     ngx_array_t               *limits;          /* of ngx_http_c1_limit_t */
     ngx_uint_t                 limit_status;
+
+    /* tools: the set, as C1 gets it ("tools": JSON), and their bounds */
+    ngx_array_t               *tools;           /* of ngx_http_c1_tool_t */
+    ngx_str_t                  tools_json;
+    ngx_uint_t                 tool_rounds;
+    size_t                     tool_max_size;
 } ngx_http_c1_loc_conf_t;
 
 
@@ -183,6 +218,7 @@ typedef enum {
     NGX_HTTP_C1_PHASE_STORE,                   /* the store answers */
     NGX_HTTP_C1_PHASE_CALL,                    /* C1 is being called */
     NGX_HTTP_C1_PHASE_PAUSE,                   /* between two tries */
+    NGX_HTTP_C1_PHASE_TOOLS,                   /* a tool round's calls */
     NGX_HTTP_C1_PHASE_RESPOND,                 /* the answer is decided */
     NGX_HTTP_C1_PHASE_DONE                     /* nothing more to do */
 } ngx_http_c1_phase_e;
@@ -314,7 +350,24 @@ struct ngx_http_c1_call_s {
     unsigned                   stopped:1;       /* its handler stopped it */
     unsigned                   timed_out:1;     /* past its deadline */
     unsigned                   failed:1;        /* it failed after header */
+    unsigned                   background:1;    /* a tool's: nginx does
+                                                   not wake the request */
+    unsigned                   woke:1;          /* so we did */
 };
+
+
+/* a tool call: its call (a background subrequest) and its result */
+typedef struct {
+    ngx_http_c1_call_t         call;
+    ngx_http_c1_tool_t        *tool;            /* NULL: no such tool */
+    ngx_uint_t                 index;           /* in the round's calls */
+    u_char                    *body;            /* ngx_alloc()'d */
+    size_t                     len;
+    ngx_msec_t                 start;
+    ngx_uint_t                 outcome;         /* ..._tool_outcome_e */
+    unsigned                   too_large:1;
+    unsigned                   ran:1;           /* a subrequest was made */
+} ngx_http_c1_tool_call_t;
 
 
 /* everything sent to the client, and what is still held for it */
@@ -404,6 +457,21 @@ typedef struct {
     unsigned                   debited:1;
     unsigned                   hide_usage:1;    /* C1's request asked for
                                                    a usage of our own */
+
+    /* tool rounds: this round's calls as C1 asked, every round's calls */
+    c1_tool_calls_t           *tc;              /* NULL: no tools here */
+    ngx_array_t               *tool_calls;      /* of ..._tool_call_t * */
+    ngx_uint_t                 round_first;     /* this round's first */
+    ngx_str_t                  round_assistant; /* its tool calls' JSON */
+    ngx_uint_t                 rounds;
+    ngx_array_t               *tool_keep;       /* of ngx_http_c1_msg_t:
+                                                   the thread's */
+    long                       round_prompt;    /* the earlier rounds' */
+    long                       round_completion;
+    long                       round_total;
+    uint64_t                   spent_usage[2];  /* total, completion */
+    uint64_t                   spent_estimate[2];
+    unsigned                   counted_call:1;  /* this call's are in */
 
     /* for variables and metrics */
     ngx_str_t                  model;           /* of the last try */
@@ -498,6 +566,7 @@ void ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     u_char *answer, size_t len);
 ngx_int_t ngx_http_c1_thread_op(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_http_c1_loc_conf_t *lcf);
+ngx_int_t ngx_http_c1_thread_new_id(ngx_pool_t *pool, ngx_str_t *id);
 
 /* ngx_http_c1_limit.c: token budgets */
 char *ngx_http_c1_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -507,7 +576,21 @@ char *ngx_http_c1_limit_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_c1_limit_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_c1_limit_check(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
+void ngx_http_c1_limit_count(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx);
 void ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx);
+
+/* ngx_http_c1_tool.c: tools as locations */
+char *ngx_http_c1_tool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_c1_tool_start(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+ngx_int_t ngx_http_c1_tool_round(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+ngx_uint_t ngx_http_c1_tools_over(ngx_http_c1_ctx_t *ctx);
+ngx_int_t ngx_http_c1_tool_next(ngx_http_request_t *r,
+    ngx_http_c1_ctx_t *ctx);
+ngx_http_c1_call_t *ngx_http_c1_tool_call_of(ngx_http_c1_ctx_t *ctx,
+    ngx_http_request_t *sr);
+void ngx_http_c1_tool_cleanup(ngx_http_c1_ctx_t *ctx);
 
 /* ngx_http_c1_metrics.c */
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);
@@ -516,6 +599,8 @@ char *ngx_http_c1_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_c1_stream_started(ngx_http_request_t *r);
 void ngx_http_c1_retried(ngx_http_request_t *r, ngx_uint_t reason);
 void ngx_http_c1_store_failed(ngx_str_t *store, ngx_uint_t op);
+void ngx_http_c1_tool_counted(ngx_http_request_t *r, ngx_uint_t metric,
+    ngx_uint_t outcome, ngx_msec_t ms, ngx_uint_t ran);
 
 
 #endif /* _NGX_HTTP_C1_MODULE_H_INCLUDED_ */

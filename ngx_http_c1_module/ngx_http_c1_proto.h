@@ -66,6 +66,8 @@ typedef struct {
     const char           *role;
     const unsigned char  *data;
     size_t                len;
+    unsigned              raw:1;           /* data is the message's JSON
+                                              (a tool round's) */
 } c1_turn_t;
 
 
@@ -148,6 +150,8 @@ typedef struct {
     unsigned              keep:1;          /* collect answer */
     unsigned              hide_usage:1;    /* OpenAI mode: a usage-only
                                               chunk is not relayed */
+    void                 *tools;           /* c1_tool_calls_t: a chunk
+                                              with tool calls goes there */
     unsigned              done:1;          /* [DONE] seen */
     unsigned              failed:1;        /* garbage or an error event */
     unsigned              tree:1;          /* read events with cJSON alone:

@@ -292,6 +292,14 @@ static ngx_http_c1_script_t  ngx_http_c1_redis_scripts[NGX_HTTP_C1_SCRIPTS] = {
 };
 
 
+/*
+ * a stored message's role, its first byte, by C1_ROLE_*: "u" user, "a"
+ * assistant, "c" the assistant's tool calls, "t" a tool's result (the two
+ * last: the messages' JSON); C1_ROLE_TOOL (4) is & 3 == 0
+ */
+static u_char  ngx_http_c1_redis_roles[4] = { 't', 'u', 'a', 'c' };
+
+
 static char  *ngx_http_c1_redis_causes[] = {
     "",
     "could not connect",
@@ -925,7 +933,8 @@ ngx_http_c1_redis_args(ngx_http_c1_store_op_t *op, ngx_pool_t *pool,
             argv[argc] = (const char *) p;
 
             p = ngx_sprintf(p, "%c%s\n%V\n",
-                            m->role == C1_ROLE_USER ? 'u' : 'a', now, &m->id);
+                            ngx_http_c1_redis_roles[m->role & 3], now,
+                            &m->id);
             p = ngx_cpymem(p, m->content.data, m->content.len);
 
             len[argc] = p - (u_char *) argv[argc];
@@ -2239,7 +2248,9 @@ ngx_http_c1_redis_unpack(ngx_pool_t *pool, redisReply *r,
     p = data;
     last = data + r->len;
 
-    m->role = (*p == 'u') ? C1_ROLE_USER : C1_ROLE_ASSISTANT;
+    m->role = (*p == 'u') ? C1_ROLE_USER
+              : (*p == 'c') ? C1_ROLE_TOOL_CALLS
+              : (*p == 't') ? C1_ROLE_TOOL : C1_ROLE_ASSISTANT;
 
     nl = ngx_strlchr(p, last, '\n');
     if (nl == NULL) {

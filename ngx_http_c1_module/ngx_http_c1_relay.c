@@ -13,6 +13,7 @@
 
 #include "ngx_http_c1_json.h"
 #include "ngx_http_c1_scan.h"
+#include "ngx_http_c1_tools.h"
 
 
 #define C1_BAD_STREAM(err, ...)                                               \
@@ -25,6 +26,8 @@ static int c1_relay_parse(c1_relay_t *r, const unsigned char *in,
 static int c1_relay_event(void *data, const unsigned char *ev, size_t len);
 static int c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len);
 static int c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len);
+static int c1_relay_has(const unsigned char *p, size_t len, const char *s,
+    size_t n);
 
 
 void
@@ -161,6 +164,21 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
         }
 
         return C1_OK;
+    }
+
+    /* a chunk of a tool round (prompt mode): its calls gathered */
+
+    if (r->tools && c1_relay_has(ev, len, "tool_calls", 10)) {
+        rc = c1_tool_calls_event(r->tools, ev, len);
+
+        if (rc != C1_OK) {
+            if (rc == C1_ERROR) {
+                r->failed = 1;
+                r->err = ((c1_tool_calls_t *) r->tools)->err;
+            }
+
+            return rc;
+        }
     }
 
     /*
@@ -351,3 +369,33 @@ c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len)
     return c1_buf_append(&r->out, "\n\n", 2);
 }
 
+
+/* whether the event holds the bytes s */
+
+static int
+c1_relay_has(const unsigned char *p, size_t len, const char *s, size_t n)
+{
+    const unsigned char  *q, *last;
+
+    if (len < n) {
+        return 0;
+    }
+
+    last = p + len - n + 1;
+
+    while (p < last) {
+        q = memchr(p, s[0], last - p);
+
+        if (q == NULL) {
+            return 0;
+        }
+
+        if (memcmp(q, s, n) == 0) {
+            return 1;
+        }
+
+        p = q + 1;
+    }
+
+    return 0;
+}

@@ -231,6 +231,22 @@ c1_request_render(c1_request_t *req, const c1_settings_t *s,
     if (req->mode == C1_MODE_PROMPT) {
 
         for (i = 0; i < nhistory; i++) {
+
+            if (history[i].raw) {
+
+                /* a tool round's message, as C1 had it */
+
+                item = cJSON_ParseWithLength((const char *) history[i].data,
+                                             history[i].len);
+                if (!cJSON_IsObject(item)) {
+                    cJSON_Delete(item);
+                    continue;
+                }
+
+                cJSON_AddItemToArray(msgs, item);
+                continue;
+            }
+
             item = c1_json_string(&(c1_str_t) { history[i].data,
                                                 history[i].len });
             if (item == NULL

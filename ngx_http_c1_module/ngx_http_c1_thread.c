@@ -59,7 +59,7 @@ static ngx_http_c1_route_t  ngx_http_c1_routes[] = {
 static void ngx_http_c1_turn_cleanup(void *data);
 static int ngx_http_c1_keep_msg(void *data, const unsigned char *id,
     size_t id_len, int role, const unsigned char *content, size_t len);
-static ngx_int_t ngx_http_c1_new_id(ngx_pool_t *pool, ngx_str_t *id);
+
 static void ngx_http_c1_commit_done(ngx_http_c1_store_op_t *op);
 static void ngx_http_c1_commit_log(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx);
@@ -85,7 +85,7 @@ static ngx_int_t ngx_http_c1_json(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_uint_t status, char *json, size_t len);
 static void ngx_http_c1_meta(ngx_http_c1_meta_t *m, c1_api_thread_t *t);
 static c1_api_msg_t *ngx_http_c1_api_msgs(ngx_pool_t *pool,
-    ngx_http_c1_msg_t *m, ngx_uint_t n);
+    ngx_http_c1_msg_t *m, ngx_uint_t n, ngx_uint_t *nmsgs);
 
 
 static ngx_str_t  ngx_http_c1_type_json = ngx_string("application/json");
@@ -270,7 +270,7 @@ ngx_http_c1_keep_msg(void *data, const unsigned char *id, size_t id_len,
         ngx_memcpy(m->id.data, id, id_len);
         m->id.len = id_len;
 
-    } else if (ngx_http_c1_new_id(a->pool, &m->id) != NGX_OK) {
+    } else if (ngx_http_c1_thread_new_id(a->pool, &m->id) != NGX_OK) {
         return C1_NOMEM;
     }
 
@@ -300,7 +300,7 @@ ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     u_char *answer, size_t len)
 {
     ngx_int_t                rc;
-    ngx_uint_t               n;
+    ngx_uint_t               n, t;
     ngx_http_c1_msg_t       *msgs, *m;
     ngx_http_c1_store_op_t  *op;
 
@@ -308,7 +308,10 @@ ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         return;
     }
 
-    n = ctx->nkeep + 1;
+    /* the prompt, the tool rounds' messages, the answer */
+
+    t = ctx->tool_keep ? ctx->tool_keep->nelts : 0;
+    n = ctx->nkeep + t + 1;
 
     msgs = ngx_pcalloc(r->pool, n * sizeof(ngx_http_c1_msg_t));
     if (msgs == NULL) {
@@ -319,13 +322,18 @@ ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         ngx_memcpy(msgs, ctx->keep, ctx->nkeep * sizeof(ngx_http_c1_msg_t));
     }
 
+    if (t) {
+        ngx_memcpy(&msgs[ctx->nkeep], ctx->tool_keep->elts,
+                   t * sizeof(ngx_http_c1_msg_t));
+    }
+
     m = &msgs[n - 1];
     m->role = C1_ROLE_ASSISTANT;
     m->id = ctx->answer_id;
     m->content.data = answer;
     m->content.len = len;
 
-    if (m->id.len == 0 && ngx_http_c1_new_id(r->pool, &m->id) != NGX_OK) {
+    if (m->id.len == 0 && ngx_http_c1_thread_new_id(r->pool, &m->id) != NGX_OK) {
         return;
     }
 
@@ -436,8 +444,8 @@ ngx_http_c1_turn_cleanup(void *data)
 
 /* an id of the module's own: a random UUID */
 
-static ngx_int_t
-ngx_http_c1_new_id(ngx_pool_t *pool, ngx_str_t *id)
+ngx_int_t
+ngx_http_c1_thread_new_id(ngx_pool_t *pool, ngx_str_t *id)
 {
     id->data = ngx_pnalloc(pool, C1_UUID_LEN);
     if (id->data == NULL) {
@@ -875,7 +883,7 @@ ngx_http_c1_api_parse(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     case NGX_HTTP_C1_STORE_CREATE:
 
-        if (ngx_http_c1_new_id(r->pool, &ctx->thread_id) != NGX_OK) {
+        if (ngx_http_c1_thread_new_id(r->pool, &ctx->thread_id) != NGX_OK) {
             goto failed;
         }
 
@@ -965,7 +973,7 @@ ngx_http_c1_api_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     u_char                  *p;
     char                    *json;
     size_t                   len;
-    ngx_uint_t               i, status;
+    ngx_uint_t               i, n, status;
     c1_str_t                 next;
     c1_api_msg_t            *msgs;
     c1_api_thread_t          t, *ts;
@@ -1000,12 +1008,12 @@ ngx_http_c1_api_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         break;
 
     case NGX_HTTP_C1_STORE_GET:
-        msgs = ngx_http_c1_api_msgs(r->pool, op->out, op->nout);
+        msgs = ngx_http_c1_api_msgs(r->pool, op->out, op->nout, &n);
         if (msgs == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        json = c1_api_render_messages(msgs, op->nout, &len);
+        json = c1_api_render_messages(msgs, n, &len);
         break;
 
     case NGX_HTTP_C1_STORE_DELETE:
@@ -1025,7 +1033,7 @@ ngx_http_c1_api_answer(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                                          sizeof("{\"deleted\":true}") - 1);
 
     case NGX_HTTP_C1_STORE_REPLACE:
-        msgs = ngx_http_c1_api_msgs(r->pool, op->out, 1);
+        msgs = ngx_http_c1_api_msgs(r->pool, op->out, 1, &n);
         if (msgs == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -1123,10 +1131,13 @@ ngx_http_c1_meta(ngx_http_c1_meta_t *m, c1_api_thread_t *t)
 
 /* the store's messages as the API renders them */
 
+/* the messages a client sees: a tool round's are C1's alone */
+
 static c1_api_msg_t *
-ngx_http_c1_api_msgs(ngx_pool_t *pool, ngx_http_c1_msg_t *m, ngx_uint_t n)
+ngx_http_c1_api_msgs(ngx_pool_t *pool, ngx_http_c1_msg_t *m, ngx_uint_t n,
+    ngx_uint_t *nmsgs)
 {
-    ngx_uint_t     i;
+    ngx_uint_t     i, k;
     c1_api_msg_t  *msgs;
 
     msgs = ngx_palloc(pool, (n ? n : 1) * sizeof(c1_api_msg_t));
@@ -1134,13 +1145,20 @@ ngx_http_c1_api_msgs(ngx_pool_t *pool, ngx_http_c1_msg_t *m, ngx_uint_t n)
         return NULL;
     }
 
-    for (i = 0; i < n; i++) {
-        msgs[i].id.data = m[i].id.data;
-        msgs[i].id.len = m[i].id.len;
-        msgs[i].role = (m[i].role == C1_ROLE_USER) ? "user" : "assistant";
-        msgs[i].content.data = m[i].content.data;
-        msgs[i].content.len = m[i].content.len;
+    for (i = 0, k = 0; i < n; i++) {
+        if (m[i].role != C1_ROLE_USER && m[i].role != C1_ROLE_ASSISTANT) {
+            continue;
+        }
+
+        msgs[k].id.data = m[i].id.data;
+        msgs[k].id.len = m[i].id.len;
+        msgs[k].role = (m[i].role == C1_ROLE_USER) ? "user" : "assistant";
+        msgs[k].content.data = m[i].content.data;
+        msgs[k].content.len = m[i].content.len;
+        k++;
     }
+
+    *nmsgs = k;
 
     return msgs;
 }
