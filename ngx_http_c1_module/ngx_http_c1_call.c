@@ -389,7 +389,15 @@ ngx_http_c1_call_deadline(ngx_event_t *ev)
 
     if (u == NULL) {
 
-        /* not an upstream: the call is stopped at its next piece */
+        /*
+         * not an upstream: the call is stopped at its next piece; a
+         * tool's round waits no longer for it
+         */
+
+        if (call->background) {
+            (void) ngx_http_post_request(call->r, NULL);
+            ngx_http_run_posted_requests(call->r->connection);
+        }
 
         return;
     }
