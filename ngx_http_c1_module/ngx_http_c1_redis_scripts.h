@@ -6,7 +6,8 @@
  * Keys of owner O's thread T, with TK = prefix "t:" len(O) ":" O ":" T:
  *   TK:m  hash: title, created, updated (ms), score
  *   TK:l  list: messages, each role ("u" user, "a" assistant, "c" the
- *         assistant's tool calls, "t" a tool's result) time "\n" id "\n" content
+ *         assistant's tool calls, "t" a tool's result) time "\n" id "\n"
+ *         content
  *   TK:k  the turn's lock: the holder's token, with an expiry
  * and prefix "o:" len(O) ":" O, the owner's index (a sorted set of
  * thread ids by score: updated ms * 1024 + prefix "seq" mod 1024).

@@ -333,7 +333,9 @@ ngx_http_c1_thread_commit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     m->content.data = answer;
     m->content.len = len;
 
-    if (m->id.len == 0 && ngx_http_c1_thread_new_id(r->pool, &m->id) != NGX_OK) {
+    if (m->id.len == 0
+        && ngx_http_c1_thread_new_id(r->pool, &m->id) != NGX_OK)
+    {
         return;
     }
 
