@@ -963,6 +963,7 @@ ngx_http_c1_limit_count(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     long         p, c, t;
     size_t       content;
     uint64_t     completion_est;
+    ngx_uint_t   i;
     c1_error_t   err;
     c1_answer_t  answer;
 
@@ -1006,6 +1007,15 @@ ngx_http_c1_limit_count(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
     if (t < 0 && p >= 0 && c >= 0) {
         t = p + c;
+    }
+
+    /* a tool round's calls are what C1 wrote, as content is */
+
+    if (ctx->tc) {
+        for (i = 0; i < ctx->tc->n; i++) {
+            content += ctx->tc->calls[i].name.len
+                       + ctx->tc->calls[i].arguments.len;
+        }
     }
 
     if (content == 0 && t < 0 && c < 0) {
