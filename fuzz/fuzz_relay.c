@@ -2,7 +2,8 @@
 /*
  * libFuzzer harness: the SSE parser and relay, fed in random cuts.
  * Input: one byte of mode (bit 0: OpenAI mode; bit 1: the usage chunk
- * hidden, as for a token limit), then the stream.  The same stream fed whole
+ * hidden, as for a token limit; bit 2: tool calls gathered, as with
+ * c1_tool), then the stream.  The same stream fed whole
  * and fed in cuts chosen by its own bytes must give the same output.
  */
 
@@ -12,20 +13,22 @@
 #include <string.h>
 
 #include "ngx_http_c1_proto.h"
+#include "ngx_http_c1_tools.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static int
-run(const uint8_t *in, size_t len, c1_mode_e mode, int hide, size_t seed,
-    c1_relay_t *r)
+run(const uint8_t *in, size_t len, c1_mode_e mode, int hide,
+    c1_tool_calls_t *tc, size_t seed, c1_relay_t *r)
 {
     int     rc;
     size_t  pos, n;
 
     c1_relay_init(r, mode, 4096);
     r->hide_usage = hide;
+    r->tools = tc;
 
     rc = C1_OK;
     pos = 0;
@@ -62,9 +65,11 @@ run(const uint8_t *in, size_t len, c1_mode_e mode, int hide, size_t seed,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int          rc1, rc2, hide;
-    c1_mode_e    mode;
-    c1_relay_t   whole, cut;
+    int              rc1, rc2, hide;
+    size_t           i;
+    c1_mode_e        mode;
+    c1_relay_t       whole, cut;
+    c1_tool_calls_t  tc1, tc2;
 
     if (size < 1) {
         return 0;
@@ -73,8 +78,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mode = (data[0] & 1) ? C1_MODE_OPENAI : C1_MODE_PROMPT;
     hide = (data[0] & 2) ? 1 : 0;
 
-    rc1 = run(data + 1, size - 1, mode, hide, 0, &whole);
-    rc2 = run(data + 1, size - 1, mode, hide, size + data[0], &cut);
+    c1_tool_calls_init(&tc1, 1024);
+    c1_tool_calls_init(&tc2, 1024);
+
+    rc1 = run(data + 1, size - 1, mode, hide, (data[0] & 4) ? &tc1 : NULL,
+              0, &whole);
+    rc2 = run(data + 1, size - 1, mode, hide, (data[0] & 4) ? &tc2 : NULL,
+              size + data[0], &cut);
+
+    if (tc1.n != tc2.n || tc1.finished != tc2.finished) {
+        abort();
+    }
+
+    for (i = 0; i < tc1.n; i++) {
+        if (tc1.calls[i].arguments.len != tc2.calls[i].arguments.len
+            || tc1.calls[i].name.len != tc2.calls[i].name.len)
+        {
+            abort();
+        }
+    }
+
+    c1_tool_calls_free(&tc1);
+    c1_tool_calls_free(&tc2);
 
     if (rc1 != rc2 || whole.out.len != cut.out.len
         || (whole.out.len
