@@ -25,6 +25,8 @@ static ngx_int_t ngx_http_c1_call_body_filter(ngx_http_request_t *r,
 static ngx_http_c1_call_t *ngx_http_c1_call_of(ngx_http_request_t *r);
 static ngx_int_t ngx_http_c1_call_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
+static ngx_uint_t ngx_http_c1_call_error_page(ngx_http_request_t *sr,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_c1_call_headers(ngx_http_c1_call_t *call);
 static void ngx_http_c1_call_deadline(ngx_event_t *ev);
 static void ngx_http_c1_call_abort(ngx_http_c1_call_t *call);
@@ -324,6 +326,12 @@ ngx_http_c1_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "c1: call done, rc:%i, held:%d", rc, call->held != NULL);
 
+    /* an error_page of the location answers instead: not over yet */
+
+    if (ngx_http_c1_call_error_page(sr, rc)) {
+        return rc;
+    }
+
     if (call->rc == 0 && rc != NGX_OK && rc != NGX_AGAIN && rc != NGX_DONE) {
         call->rc = rc;
     }
@@ -355,6 +363,45 @@ ngx_http_c1_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     return rc;
+}
+
+
+/*
+ * Whether nginx will answer this error with an error_page of the
+ * subrequest's location (as ngx_http_special_response_handler() decides):
+ * then the subrequest ends later, redirected, and is judged then.
+ */
+
+static ngx_uint_t
+ngx_http_c1_call_error_page(ngx_http_request_t *sr, ngx_int_t rc)
+{
+    ngx_uint_t                 i;
+    ngx_http_err_page_t       *err_page;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (rc < NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_HTTP_CLOSE
+        || rc == NGX_HTTP_REQUEST_TIME_OUT
+        || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
+        || sr->error_page || sr->uri_changes == 0)
+    {
+        return 0;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(sr, ngx_http_core_module);
+
+    if (clcf->error_pages == NULL) {
+        return 0;
+    }
+
+    err_page = clcf->error_pages->elts;
+
+    for (i = 0; i < clcf->error_pages->nelts; i++) {
+        if (err_page[i].status == rc) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
