@@ -133,7 +133,8 @@ unlike($log, qr/Permission denied|\[(?:alert|crit|emerg)\]/,
 
 for my $cmd (['bench/compare.pl', '--dry-run', '--no-pin'],
              ['bench/soak.pl', '--dry-run'],
-             ['bench/stream-bench.pl', '--dry-run'])
+             ['bench/stream-bench.pl', '--dry-run'],
+             ['bench/tools-bench.pl', '--dry-run'])
 {
     my $out = `cd '$repo' && perl @$cmd 2>&1`;
     is($?, 0, "$cmd->[0] finds what it reads in the project alone")
