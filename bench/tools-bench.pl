@@ -7,7 +7,9 @@
 # module adds to a turn beyond the tool's own and C1's: the module's turn
 # minus the three calls' time on the wire as the hand client measured
 # them (the client's own JSON work between them left out).  The issue's
-# goal: under 0.3 ms.  Not a test: it prints figures; --check exits 1
+# goal: under 0.3 ms.  The hand client pays its own cost of sending a
+# request and reading its answer three times, the module's turn once, so
+# the figure leaves out about two of those (a lower bound by that much).  Not a test: it prints figures; --check exits 1
 # when the goal is missed.
 #
 #   bench/tools-bench.pl [--turns N] [--warmup N] [--fixture NAME]
@@ -293,11 +295,12 @@ print join('; ', map {
         $p50->(@{ $x->{part0} }), $p50->(@{ $x->{part1} }), $p50->(@{ $x->{part2} })
 } grep { $_->[3] } @cases), "\n";
 
+print "(the hand client pays its own cost of a request three times a turn, the\n"
+    . "module's turn once: \"added\" leaves out about two of the client's\n"
+    . "request costs; the none row's by-hand time is one request)\n";
+
 my $added = $p50->(@{ $r{whole}{added} });
-my $base = $p50->(@{ $r{none}{added} });
-printf "\nadded by the tool round itself (whole minus none): %+.3f ms p50\n",
-    $added - $base;
-printf "goal (issue 18): under 0.3 ms added per turn with one tool round: "
+printf "\ngoal (issue 18): under 0.3 ms added per turn with one tool round: "
      . "%s (whole %+.3f ms, stream %+.3f ms, inline %+.3f ms)\n",
     ($added < 0.3 ? 'met' : 'NOT met'), $added,
     $p50->(@{ $r{stream}{added} }), $p50->(@{ $r{inline}{added} });
