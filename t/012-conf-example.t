@@ -37,7 +37,7 @@ close $fh;
 
 system('cp', '-a', '/etc/nginx', "$dir/etc-nginx") == 0
     or BAIL_OUT('cannot copy /etc/nginx');
-mkdir "$dir/etc-nginx/c1-tools" or die $!;
+-d "$dir/etc-nginx/c1-tools" or mkdir "$dir/etc-nginx/c1-tools" or die $!;
 for my $f ('get_planets.schema.json', 'planets.json') {
     copy("examples/tools/$f", "$dir/etc-nginx/c1-tools/$f") or die "$f: $!";
 }
