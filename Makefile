@@ -13,6 +13,9 @@
 #   make bench-history the thread store, zone and Redis: listing threads,
 #                      a turn's time and bytes, throughput at c=16 (wrk),
 #                      against the module before the thread API
+#   make bench-tools   a turn with one tool round: the time the module
+#                      adds beyond the tool's and C1's, against the same
+#                      calls made by hand (bench/tools-bench.pl)
 #   make soak           mixed traffic at concurrency 200 with slow readers
 #                       and one worker killed (bench/soak.pl, SOAK_ARGS)
 #   make soak-redis     two nodes, threads in Redis, Redis restarted in the
@@ -77,7 +80,7 @@ STORE_TESTS := t/006-history.t t/013-history-clients.t t/026-long-turn.t \
                t/031-threads-turns.t t/037-threads-clients.t t/033-openui.t
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
-.PHONY: bench-history
+.PHONY: bench-history bench-tools
 .PHONY: test-valgrind test-asan soak soak-redis deb test-deb frontend run
 .PHONY: clean
 
@@ -151,6 +154,9 @@ bench: all
 
 bench-stream: all
 	bench/stream-bench.pl $(BENCH_ARGS)
+
+bench-tools: all
+	bench/tools-bench.pl $(BENCH_ARGS)
 
 # bench-history compares the thread store with the module from before the
 # thread API (issue 14): that commit, checked out into a temporary git

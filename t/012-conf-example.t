@@ -3,11 +3,16 @@
 # nginx resolves api.thesys.dev when it reads the upstream block; this
 # machine may have no DNS, so the check runs in a mount namespace of its
 # own where /etc/hosts names it (needs root and unshare; skipped without).
+# Its tool (c1_tool get_planets) reads its schema at nginx -t from
+# /etc/nginx/c1-tools/, where an operator puts the project's
+# examples/tools/: in that namespace /etc/nginx is a copy of this
+# machine's with them there.
 
 use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use Test::More;
 
@@ -30,7 +35,16 @@ open my $fh, '>', "$dir/hosts" or die $!;
 print $fh "127.0.0.1 localhost\n127.0.0.1 api.thesys.dev\n";
 close $fh;
 
-my $out = `unshare --mount sh -c "mount --bind $dir/hosts /etc/hosts && $nginx -t -c $conf $g" 2>&1`;
+system('cp', '-a', '/etc/nginx', "$dir/etc-nginx") == 0
+    or BAIL_OUT('cannot copy /etc/nginx');
+-d "$dir/etc-nginx/c1-tools" or mkdir "$dir/etc-nginx/c1-tools" or die $!;
+for my $f ('get_planets.schema.json', 'planets.json') {
+    copy("examples/tools/$f", "$dir/etc-nginx/c1-tools/$f") or die "$f: $!";
+}
+my $mounts = "mount --bind $dir/hosts /etc/hosts"
+           . " && mount --bind $dir/etc-nginx /etc/nginx";
+
+my $out = `unshare --mount sh -c "$mounts && $nginx -t -c $conf $g" 2>&1`;
 
 is($? >> 8, 0, 'nginx -t accepts conf.example') or diag($out);
 like($out, qr/test is successful/, 'nginx says the test is successful');
@@ -56,7 +70,7 @@ open my $outf, '>', "$dir/fleet.conf" or die $!;
 print $outf $fleet;
 close $outf;
 
-$out = `unshare --mount sh -c "mount --bind $dir/hosts /etc/hosts && $nginx -t -c $dir/fleet.conf $g" 2>&1`;
+$out = `unshare --mount sh -c "$mounts && $nginx -t -c $dir/fleet.conf $g" 2>&1`;
 is($? >> 8, 0, 'nginx -t accepts conf.example with its c1_history_redis '
              . 'and c1_limit_tokens_zone store=')
     or diag($out);

@@ -4,9 +4,10 @@
 # with nothing beside it.
 #
 # - The demo of make run (util/run-conf's nginx.conf) serves its page and
-#   its mock C1 answers from there: as root, nginx's default worker user
-#   (nobody) could not read such a directory (a 500 for the page, the mock's
-#   Lua file not found).
+#   its mock C1 answers from there, through the demo's tool (its schema and
+#   the planets file of examples/tools): as root, nginx's default worker
+#   user (nobody) could not read such a directory (a 500 for the page, the
+#   mock's Lua file not found).
 # - What the benchmarks, the soak and the fuzzing read is in the project:
 #   no ../shared beside the copy, and each finds its component trees.
 
@@ -118,8 +119,11 @@ while ($rest =~ s/\A([0-9a-f]+)\r\n//i) {
     $rest =~ s/\A\r\n// or last;
 }
 ok($ended, 'the stream ends with its last chunk');
-like($content, qr/\A<content thesys="true">.*Neptune.*<\/content>\z/s,
-     'the answer is the table of the planets, whole');
+like($content, qr/\A<thinkitem ephemeral="true"><thinkitemtitle>Looking up the planets<\/thinkitemtitle><thinkitemcontent>get_planets<\/thinkitemcontent><\/thinkitem><content thesys="true">/,
+     "the demo's tool ran first (its think item), then the answer");
+like($content, qr/<content thesys="true">[^<]*4222\.6[^<]*Neptune[^<]*<\/content>\z/s,
+     "the answer is the table of the planets, whole, with the tool's rows "
+     . '(examples/tools/planets.json, read by the workers)');
 
 my $log = do { local (@ARGV, $/) = "$run/error.log"; <> } // '';
 unlike($log, qr/Permission denied|\[(?:alert|crit|emerg)\]/,
@@ -129,7 +133,8 @@ unlike($log, qr/Permission denied|\[(?:alert|crit|emerg)\]/,
 
 for my $cmd (['bench/compare.pl', '--dry-run', '--no-pin'],
              ['bench/soak.pl', '--dry-run'],
-             ['bench/stream-bench.pl', '--dry-run'])
+             ['bench/stream-bench.pl', '--dry-run'],
+             ['bench/tools-bench.pl', '--dry-run'])
 {
     my $out = `cd '$repo' && perl @$cmd 2>&1`;
     is($?, 0, "$cmd->[0] finds what it reads in the project alone")

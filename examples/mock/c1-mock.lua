@@ -6,6 +6,14 @@
 -- first token, then some 80 tokens a second, as measured of C1), sped up
 -- by $c1_mock_speed.
 -- When the request carries earlier turns, the answer says so.
+--
+-- With a tool: when the request offers the tool get_planets (c1_tool in
+-- conf.example) and the newest user message asks for the planets' table,
+-- the mock first answers with a call of that tool (streamed deltas ending
+-- in finish_reason "tool_calls", or a whole answer with message.tool_calls),
+-- as C1 does when it needs data it does not hold; when the request then
+-- carries the tool's result (a "tool" message after the newest user
+-- message), it answers the table built from that result's rows.
 
 local cjson = require "cjson.safe"
 
@@ -24,14 +32,43 @@ end
 local req = cjson.decode(body or "") or {}
 local messages = type(req.messages) == "table" and req.messages or {}
 
--- the newest user message, and the earlier ones
+-- the newest user message (the last message, or the last one before this
+-- turn's tool calls and their results), and the earlier ones
+local last_user = 0
+for i, m in ipairs(messages) do
+    if m.role == "user" and type(m.content) == "string" then
+        last_user = i
+    end
+end
+
 local newest, earlier = "", {}
 for i, m in ipairs(messages) do
     if m.role == "user" and type(m.content) == "string" then
-        if i == #messages then
+        if i == last_user then
             newest = m.content
         else
             earlier[#earlier + 1] = m.content
+        end
+    end
+end
+
+-- this turn's tool results (after the newest user message)
+local results = {}
+for i = last_user + 1, #messages do
+    local m = messages[i]
+    if type(m) == "table" and m.role == "tool" then
+        results[#results + 1] = m
+    end
+end
+
+-- the tools the request offers, by name
+local offered = {}
+if type(req.tools) == "table" then
+    for _, t in ipairs(req.tools) do
+        if type(t) == "table" and type(t["function"]) == "table"
+           and type(t["function"].name) == "string"
+        then
+            offered[t["function"].name] = true
         end
     end
 end
@@ -53,9 +90,142 @@ elseif words:find("table") or words:find("planet") or words:find("list") then
     name = "planets-table"
 end
 
-local f = assert(io.open(ngx.var.c1_mock_trees .. "/" .. name .. ".json", "rb"))
-local tree = cjson.decode(f:read("*a"))
-f:close()
+local speed = tonumber(ngx.var.c1_mock_speed) or 1
+local ttft = 1.0 / speed
+
+local id = "chatcmpl-mock-" .. ngx.var.request_id
+local head = '{"id":"' .. id .. '","object":"chat.completion.chunk",'
+    .. '"created":' .. ngx.time() .. ',"model":"c1/mock",'
+    .. '"choices":[{"index":0,'
+
+local function usage(completion)
+    return { prompt_tokens = math.floor(#(body or "") / 4),
+             completion_tokens = math.floor(completion / 4),
+             total_tokens = math.floor((#(body or "") + completion) / 4) }
+end
+
+-- the planets' table: C1 holds no such data, it asks the tool for it
+if name == "planets-table" and offered.get_planets and #results == 0 then
+    local call_id = "call_" .. ngx.var.request_id:sub(1, 24)
+    local arguments = "{}"
+
+    ngx.log(ngx.INFO, "c1 mock: called the tool get_planets (",
+            req.stream and "streamed" or "whole", " answer)")
+
+    if not req.stream then
+        ngx.sleep(ttft)
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print(cjson.encode({
+            id = id, object = "chat.completion", created = ngx.time(),
+            model = "c1/mock",
+            choices = {{ index = 0, finish_reason = "tool_calls",
+                         message = {
+                             role = "assistant", content = cjson.null,
+                             tool_calls = {{
+                                 id = call_id, type = "function",
+                                 ["function"] = { name = "get_planets",
+                                                  arguments = arguments }
+                             }}
+                         } }},
+            usage = usage(32)
+        }))
+        return
+    end
+
+    ngx.header["Content-Type"] = "text/event-stream"
+    ngx.header["Cache-Control"] = "no-cache"
+
+    -- as OpenAI streams a call: its id and name first, the arguments in
+    -- pieces after, then finish_reason "tool_calls"
+    local events = {
+        '"delta":{"role":"assistant","content":null}}]}',
+        '"delta":{"tool_calls":[{"index":0,"id":"' .. call_id .. '",'
+            .. '"type":"function","function":{"name":"get_planets",'
+            .. '"arguments":""}}]}}]}',
+        '"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}',
+        '"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}}]}',
+        '"delta":{},"finish_reason":"tool_calls"}]}',
+    }
+    for n, ev in ipairs(events) do
+        ngx.print("data: " .. head .. ev .. "\n\n")
+        if not ngx.flush(true) then
+            return
+        end
+        if n == 1 then
+            ngx.sleep(ttft)
+        end
+    end
+    ngx.print("data: [DONE]\n\n")
+    return
+end
+
+local tree, from_tool
+
+if name == "planets-table" and #results > 0 then
+    -- the table built from what the tool answered, not from a tree file
+    local result = results[#results].content
+    local data = type(result) == "string" and cjson.decode(result)
+    local rows = {}
+    if type(data) == "table" and type(data.planets) == "table" then
+        for _, p in ipairs(data.planets) do
+            if type(p) == "table" and type(p.name) == "string" then
+                local function num(v, fmt)
+                    return type(v) == "number" and string.format(fmt, v) or "-"
+                end
+                rows[#rows + 1] = { children = {
+                    p.name, type(p.type) == "string" and p.type or "-",
+                    num(p.diameter_km, "%d"), num(p.moons, "%d"),
+                    num(p.distance_au, "%.2f"), num(p.day_hours, "%.1f") } }
+            end
+        end
+    end
+
+    local children
+    if #rows > 0 then
+        from_tool = "get_planets"
+        local source = type(data.source) == "string" and data.source
+                       or "the tool get_planets"
+        children = {
+            { component = "TextContent",
+              props = { textMarkdown = string.format(
+                  "## The planets of the Solar System\n%d planets, from the "
+                  .. "Sun outwards.", #rows) } },
+            { component = "Table",
+              props = {
+                  tableHeader = { rows = {
+                      { children = "Planet", type = "string" },
+                      { children = "Type", type = "string" },
+                      { children = "Diameter (km)", type = "number" },
+                      { children = "Moons", type = "number" },
+                      { children = "Distance from the Sun (AU)",
+                        type = "number" },
+                      { children = "Length of day (hours)", type = "number" },
+                  } },
+                  tableBody = { rows = rows } } },
+            { component = "TextContent",
+              props = { textMarkdown = "_Source: " .. source .. ", as the "
+                  .. "tool get_planets (an nginx location) answered it. A "
+                  .. "demo answer from the mock C1 inside nginx: set "
+                  .. "THESYS_API_KEY to talk to the real C1._" } },
+        }
+    else
+        name = "tool-failed"
+        local said = type(result) == "string" and result:sub(1, 200) or ""
+        children = {
+            { component = "TextContent",
+              props = { textMarkdown = "The planets could not be looked up: "
+                  .. "the tool get_planets answered \"" .. said .. "\"." } },
+        }
+    end
+    tree = { component = { component = "Card",
+                           props = { children = children } },
+             error = cjson.null }
+else
+    local f = assert(io.open(ngx.var.c1_mock_trees .. "/" .. name .. ".json",
+                             "rb"))
+    tree = cjson.decode(f:read("*a"))
+    f:close()
+end
 
 if #earlier > 0 then
     local last = plain(earlier[#earlier]):gsub("^%s+", ""):gsub("%s+$", "")
@@ -77,18 +247,12 @@ local escaped = json:gsub("&", "&amp;"):gsub("\"", "&quot;")
                     :gsub("<", "&lt;"):gsub(">", "&gt;")
 local content = '<content thesys="true">' .. escaped .. '</content>'
 
-local speed = tonumber(ngx.var.c1_mock_speed) or 1
-local ttft = 1.0 / speed
 local piece = 16                                  -- bytes, about 4 tokens
 local pause = piece / (320 * speed)               -- 80 tokens a second
 
-local id = "chatcmpl-mock-" .. ngx.var.request_id
-local head = '{"id":"' .. id .. '","object":"chat.completion.chunk",'
-    .. '"created":' .. ngx.time() .. ',"model":"c1/mock",'
-    .. '"choices":[{"index":0,'
-
 ngx.log(ngx.INFO, "c1 mock: answered \"", name, "\" with ", #earlier,
-        " earlier turn(s) in the request")
+        " earlier turn(s) in the request",
+        from_tool and ", the rows from the tool " .. from_tool or "")
 
 if not req.stream then
     ngx.sleep(ttft + #content / piece * pause)
@@ -98,9 +262,7 @@ if not req.stream then
         model = "c1/mock",
         choices = {{ index = 0, finish_reason = "stop",
                      message = { role = "assistant", content = content } }},
-        usage = { prompt_tokens = math.floor(#(body or "") / 4),
-                  completion_tokens = math.floor(#content / 4),
-                  total_tokens = math.floor((#(body or "") + #content) / 4) }
+        usage = usage(#content)
     }))
     return
 end
