@@ -342,7 +342,7 @@ ngx_http_c1_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_C1_VAR_TOOL_CALLS:
         if (ctx->tc) {
-            n = (long) ctx->tool_calls->nelts;
+            n = (long) ngx_http_c1_tool_ran(ctx);
         }
         break;
 

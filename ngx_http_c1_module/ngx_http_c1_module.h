@@ -591,6 +591,7 @@ ngx_int_t ngx_http_c1_tool_next(ngx_http_request_t *r,
 ngx_http_c1_call_t *ngx_http_c1_tool_call_of(ngx_http_c1_ctx_t *ctx,
     ngx_http_request_t *sr);
 void ngx_http_c1_tool_cleanup(ngx_http_c1_ctx_t *ctx);
+ngx_uint_t ngx_http_c1_tool_ran(ngx_http_c1_ctx_t *ctx);
 
 /* ngx_http_c1_metrics.c */
 ngx_int_t ngx_http_c1_add_variables(ngx_conf_t *cf);

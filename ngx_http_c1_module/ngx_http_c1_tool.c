@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_c1_tool_data(ngx_http_c1_call_t *call,
 static ngx_int_t ngx_http_c1_tool_result(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_http_c1_tool_call_t *tcall,
     ngx_str_t *result);
+static ngx_int_t ngx_http_c1_tool_name(ngx_http_request_t *r,
+    c1_buf_t *name, ngx_str_t *quoted);
 static ngx_int_t ngx_http_c1_tool_keep(ngx_http_request_t *r,
     ngx_http_c1_ctx_t *ctx, ngx_uint_t role, char *json, size_t len,
     ngx_array_t *round);
@@ -512,6 +514,24 @@ ngx_http_c1_tool_cleanup(ngx_http_c1_ctx_t *ctx)
 }
 
 
+/* the calls that ran (their subrequests made): $c1_tool_calls */
+
+ngx_uint_t
+ngx_http_c1_tool_ran(ngx_http_c1_ctx_t *ctx)
+{
+    ngx_uint_t                 i, n;
+    ngx_http_c1_tool_call_t  **tcalls;
+
+    tcalls = ctx->tool_calls->elts;
+
+    for (i = 0, n = 0; i < ctx->tool_calls->nelts; i++) {
+        n += tcalls[i]->ran;
+    }
+
+    return n;
+}
+
+
 ngx_http_c1_call_t *
 ngx_http_c1_tool_call_of(ngx_http_c1_ctx_t *ctx, ngx_http_request_t *sr)
 {
@@ -977,11 +997,10 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     ngx_http_c1_tool_call_t *tcall, ngx_str_t *result)
 {
     u_char              *p;
-    c1_buf_t            *name;
+    ngx_str_t            name;
     ngx_http_c1_call_t  *call;
 
     call = &tcall->call;
-    name = &ctx->tc->calls[tcall->index].name;
 
     if (tcall->outcome == NGX_HTTP_C1_TOOL_OK) {
 
@@ -1011,12 +1030,24 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         }
     }
 
-    switch (tcall->outcome) {
-
-    case NGX_HTTP_C1_TOOL_OK:
+    if (tcall->outcome == NGX_HTTP_C1_TOOL_OK) {
         result->data = tcall->body ? tcall->body : (u_char *) "";
         result->len = tcall->len;
         return NGX_OK;
+    }
+
+    /*
+     * the name as C1 gave it, JSON-quoted: in the result as in the log,
+     * where no byte of the model's can start a line of its own
+     */
+
+    if (ngx_http_c1_tool_name(r, &ctx->tc->calls[tcall->index].name, &name)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    switch (tcall->outcome) {
 
     case NGX_HTTP_C1_TOOL_ERROR:
         result->data = ngx_pnalloc(r->pool, 64);
@@ -1029,8 +1060,8 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
                       - result->data;
 
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "c1: tool \"%*s\" failed: it answered HTTP %ui",
-                      name->len, name->data, call->status);
+                      "c1: tool %V failed: it answered HTTP %ui", &name,
+                      call->status);
         return NGX_OK;
 
     case NGX_HTTP_C1_TOOL_TIMEOUT:
@@ -1043,19 +1074,15 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         break;
 
     case NGX_HTTP_C1_TOOL_UNKNOWN:
-
-        /* the name as C1 gave it, JSON-escaped by the message around it */
-
-        result->data = ngx_pnalloc(r->pool, sizeof("error: no tool named "
-                                                   "\"\"") + name->len);
+        result->data = ngx_pnalloc(r->pool, sizeof("error: no tool named ")
+                                            + name.len);
         if (result->data == NULL) {
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(result->data, "error: no tool named \"",
-                       sizeof("error: no tool named \"") - 1);
-        p = ngx_cpymem(p, name->data, name->len);
-        *p++ = '"';
+        p = ngx_cpymem(result->data, "error: no tool named ",
+                       sizeof("error: no tool named ") - 1);
+        p = ngx_cpymem(p, name.data, name.len);
         result->len = p - result->data;
         break;
 
@@ -1075,8 +1102,48 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     /* never the arguments: they are the model's, and may be anything */
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "c1: tool \"%*s\" failed: %s", name->len, name->data,
+                  "c1: tool %V failed: %s", &name,
                   ngx_http_c1_tool_whys[tcall->outcome]);
+
+    return NGX_OK;
+}
+
+
+/* a tool's name as a JSON string, quotes and all */
+
+static ngx_int_t
+ngx_http_c1_tool_name(ngx_http_request_t *r, c1_buf_t *name,
+    ngx_str_t *quoted)
+{
+    char      *json;
+    cJSON     *item;
+    c1_str_t   s;
+
+    s.data = name->data;
+    s.len = name->len;
+
+    item = c1_json_string(&s);
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    json = cJSON_PrintUnformatted(item);
+    cJSON_Delete(item);
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    quoted->len = ngx_strlen(json);
+    quoted->data = ngx_pnalloc(r->pool, quoted->len);
+
+    if (quoted->data == NULL) {
+        c1_free(json);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(quoted->data, json, quoted->len);
+    c1_free(json);
 
     return NGX_OK;
 }
