@@ -315,17 +315,7 @@ qr/\[emerg\] [^\n]*"c1_tool" must have "schema" parameter/
 
 
 
-=== TEST 11: a relative schema path is relative to nginx's prefix (-p), not the conf directory
---- tools
-    c1_tool name=rel uri=/tools/planets schema=html/any.json;
---- request
-GET /metrics
---- response_body_like eval
-main::metrics_like(main::tool_metric("rel", "ok", 0))
-
-
-
-=== TEST 12: nginx -t: a schema file that is not there
+=== TEST 11: nginx -t: a schema file that is not there
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/nope.json;
 --- must_die
@@ -334,7 +324,7 @@ qr/\[emerg\] [^\n]*c1_tool "planets": cannot read schema "(?:[^"]*\/)?html\/nope
 
 
 
-=== TEST 13: nginx -t: a schema that is a JSON array
+=== TEST 12: nginx -t: a schema that is a JSON array
 --- user_files
 >>> arr.json
 [{"type": "object"}]
@@ -346,7 +336,7 @@ qr/\[emerg\] [^\n]*c1_tool "planets": schema "(?:[^"]*\/)?html\/arr\.json" is no
 
 
 
-=== TEST 14: nginx -t: a schema that is not JSON
+=== TEST 13: nginx -t: a schema that is not JSON
 --- user_files
 >>> bad.json
 {"type": "object"
@@ -358,7 +348,7 @@ qr/\[emerg\] [^\n]*c1_tool "planets": schema "(?:[^"]*\/)?html\/bad\.json" is no
 
 
 
-=== TEST 15: nginx -t: an empty schema file
+=== TEST 14: nginx -t: an empty schema file
 --- user_files
 >>> empty.json
 --- tools
@@ -369,7 +359,7 @@ qr/\[emerg\] [^\n]*c1_tool "planets": schema "(?:[^"]*\/)?html\/empty\.json" is 
 
 
 
-=== TEST 16: nginx -t: timeout=abc
+=== TEST 15: nginx -t: timeout=abc
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/any.json timeout=abc;
 --- must_die
@@ -378,7 +368,7 @@ qr/\[emerg\] [^\n]*invalid timeout "(?:timeout=)?abc"/
 
 
 
-=== TEST 17: nginx -t: an unknown parameter
+=== TEST 16: nginx -t: an unknown parameter
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/any.json foo=1;
 --- must_die
@@ -387,7 +377,7 @@ qr/\[emerg\] [^\n]*invalid parameter "foo=1"/
 
 
 
-=== TEST 18: nginx -t: c1_tool_rounds 0
+=== TEST 17: nginx -t: c1_tool_rounds 0
 --- c1
 c1_tool_rounds 0;
 --- must_die
@@ -396,7 +386,7 @@ qr/\[emerg\] [^\n]*value must be between 1 and 16/
 
 
 
-=== TEST 19: nginx -t: c1_tool_rounds 17
+=== TEST 18: nginx -t: c1_tool_rounds 17
 --- c1
 c1_tool_rounds 17;
 --- must_die
@@ -405,7 +395,7 @@ qr/\[emerg\] [^\n]*value must be between 1 and 16/
 
 
 
-=== TEST 20: c1_tool_rounds 1 and 16 are taken (server, location); c1_tool_max_size 1k (http), timeout=1500ms
+=== TEST 19: c1_tool_rounds 1 and 16 are taken (server, location); c1_tool_max_size 1k (http), timeout=1500ms
 --- http_config
     c1_tool_max_size 1k;
 --- c1
@@ -421,7 +411,7 @@ main::metrics_like(main::tool_metric("t1", "ok", 0))
 
 
 
-=== TEST 21: nginx -t: c1_tool_max_size abc
+=== TEST 20: nginx -t: c1_tool_max_size abc
 --- c1
 c1_tool_max_size abc;
 --- must_die
@@ -430,7 +420,7 @@ qr/\[emerg\] [^\n]*"c1_tool_max_size" directive invalid value/
 
 
 
-=== TEST 22: nginx -t: 33 tools at one level are too many
+=== TEST 21: nginx -t: 33 tools at one level are too many
 --- tools eval
 CORE::join '', map { "    c1_tool name=t$_ uri=/tools/planets schema=\$TEST_NGINX_SERVER_ROOT/html/any.json;\n" } 1 .. 33
 --- must_die
@@ -439,7 +429,7 @@ qr/\[emerg\] /
 
 
 
-=== TEST 23: 32 tools at one level are fine: all of them reach C1, in order
+=== TEST 22: 32 tools at one level are fine: all of them reach C1, in order
 --- tools eval
 CORE::join '', map { "    c1_tool name=t$_ uri=/tools/planets schema=\$TEST_NGINX_SERVER_ROOT/html/any.json;\n" } 1 .. 32
 --- pipelined_requests eval
@@ -450,7 +440,7 @@ CORE::join '', map { "    c1_tool name=t$_ uri=/tools/planets schema=\$TEST_NGIN
 
 
 
-=== TEST 24: a JSON prompt: C1 gets the tools (configuration order, "description" only when configured, "parameters" the schema) and nothing else changes
+=== TEST 23: a JSON prompt: C1 gets the tools (configuration order, "description" only when configured, "parameters" the schema) and nothing else changes
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/planets.json "description=List the planets";
     c1_tool name=echo uri=/tools/echo schema=$TEST_NGINX_SERVER_ROOT/html/any.json "title=Echoing";
@@ -476,7 +466,7 @@ CORE::join '', map { "    c1_tool name=t$_ uri=/tools/planets schema=\$TEST_NGIN
 
 
 
-=== TEST 25: a text/plain prompt and a streamed prompt carry the tools too
+=== TEST 24: a text/plain prompt and a streamed prompt carry the tools too
 --- more_headers
 Content-Type: text/plain
 --- pipelined_requests eval
@@ -488,7 +478,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 26: inheritance: tools at http level reach a location with none; a location's own set replaces them (a name taken again is its own tool)
+=== TEST 25: inheritance: tools at http level reach a location with none; a location's own set replaces them (a name taken again is its own tool)
 --- http_config
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/planets.json;
 --- config
@@ -516,7 +506,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 27: inheritance: a location with c1_tool has only its own: the server's are neither sent nor run
+=== TEST 26: inheritance: a location with c1_tool has only its own: the server's are neither sent nor run
 --- extra
     location = /own/chat {
         c1_tool name=moons uri=/tools/moons schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
@@ -528,11 +518,11 @@ Content-Type: text/plain
 --- response_body eval
 ["results: call_0_0=$::Moons | call_0_1=error: no tool named \"echo\"",
  "calls=2\n" . main::call_line(1, 0, 'nil', 'moons', 'user')
- . main::call_line(2, 1, 'nil', 'moons', 'user,assistant+tc,tool') . "echo=0\n"]
+ . main::call_line(2, 1, 'nil', 'moons', 'user,assistant+tc,tool,tool') . "echo=0\n"]
 
 
 
-=== TEST 28: the OpenAI shape: no configured tools added; the client's tools and tool_choice reach C1 untouched; C1's tool_calls answer reaches the client byte for byte, no tool run; the client's own tool message goes on to C1
+=== TEST 27: the OpenAI shape: no configured tools added; the client's tools and tool_choice reach C1 untouched; C1's tool_calls answer reaches the client byte for byte, no tool run; the client's own tool message goes on to C1
 --- plan: t:planets,c
 --- pipelined_requests eval
 ["POST /v1/chat/completions\n{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"client_fn\", \"description\": \"theirs\", \"parameters\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}}}}}], \"tool_choice\": \"auto\"}",
@@ -552,7 +542,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 29: the OpenAI shape streamed: C1's tool_calls events reach the client exactly, no tool run
+=== TEST 28: the OpenAI shape streamed: C1's tool_calls events reach the client exactly, no tool run
 --- plan: t:planets+echo@b,c
 --- pipelined_requests eval
 ["POST /v1/chat/completions\n{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": true}",
@@ -563,7 +553,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 30: one call, a whole answer: the tool location got POST, Content-Type application/json, the arguments as its body, no client header, no args; C1's second call has the assistant's tool_calls message and the tool message; the client gets the final content
+=== TEST 29: one call, a whole answer: the tool location got POST, Content-Type application/json, the arguments as its body, no client header, no args; C1's second call has the assistant's tool_calls message and the tool message; the client gets the final content
 --- plan: t:echo,c
 --- pipelined_requests eval
 ["POST /chat?q=1\n{\"prompt\": \"x\"}",
@@ -582,7 +572,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 31: one call, streamed: the arguments gathered from their deltas; the think item, then the final content
+=== TEST 30: one call, streamed: the arguments gathered from their deltas; the think item, then the final content
 --- plan: t:echo@u,c
 --- pipelined_requests eval
 ["POST /s/chat\n{\"prompt\": \"x\"}",
@@ -597,7 +587,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 32: a `return` location's body is the result, as text; calls without ids get call_0, call_1
+=== TEST 31: a `return` location's body is the result, as text; calls without ids get call_0, call_1
 --- plan: t:planets!+moons!,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -609,7 +599,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 33: the same streamed: ids made for calls without one, results in the calls' order
+=== TEST 32: the same streamed: ids made for calls without one, results in the calls' order
 --- plan: t:moons!+planets!,c
 --- pipelined_requests eval
 ["POST /s/chat\n{\"prompt\": \"x\"}",
@@ -621,7 +611,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 34: two calls in one round run at once: two 0.5 s tools end in about 0.5 s, not 1 s
+=== TEST 33: two calls in one round run at once: two 0.5 s tools end in about 0.5 s, not 1 s
 --- plan: t:slow+slow,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -634,7 +624,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 35: chained rounds: each round's messages added in order, the token sums over the turn's calls
+=== TEST 34: chained rounds: each round's messages added in order, the token sums over the turn's calls
 --- plan: t:planets,t:echo@b,c&u=1
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -651,7 +641,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 36: c1_tool_rounds 2: the third call goes without tools (nor tool_choice); its content is the answer
+=== TEST 35: c1_tool_rounds 2: the third call goes without tools (nor tool_choice); its content is the answer
 --- c1
 c1_tool_rounds 2;
 --- plan: t:planets,t:moons,c
@@ -671,7 +661,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 37: the default is 4 rounds: the fifth call goes without tools
+=== TEST 36: the default is 4 rounds: the fifth call goes without tools
 --- plan: t:planets,t:planets,t:planets,t:planets,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -686,7 +676,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 38: C1 asking for tools after the last round (c1_tool_rounds 1 in a location): 502 bad_upstream_answer, no third call
+=== TEST 37: C1 asking for tools after the last round (c1_tool_rounds 1 in a location): 502 bad_upstream_answer, no third call
 --- extra
     location = /one/chat { c1_tool_rounds 1; c1_pass /_c1; }
 --- plan: t:planets,t:moons
@@ -702,7 +692,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 39: a tool answering 500: the result text, a warn line without the arguments
+=== TEST 38: a tool answering 500: the result text, a warn line without the arguments
 --- plan: t:fail@s,c
 --- request
 POST /chat
@@ -719,7 +709,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 40: a tool past its timeout (200ms): the result text, a warn line, C1 goes on at once
+=== TEST 39: a tool past its timeout (200ms): the result text, a warn line, C1 goes on at once
 --- more_tools
     c1_tool name=sleepy uri=/tools/slow schema=$TEST_NGINX_SERVER_ROOT/html/any.json timeout=200ms;
 --- plan: t:sleepy@s,c
@@ -738,7 +728,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 41: the timeout's timing: C1's second call 0.2 s after the tool began, not 0.5 s
+=== TEST 40: the timeout's timing: C1's second call 0.2 s after the tool began, not 0.5 s
 --- more_tools
     c1_tool name=sleepy uri=/tools/slow schema=$TEST_NGINX_SERVER_ROOT/html/any.json timeout=200ms;
 --- plan: t:sleepy,c
@@ -751,7 +741,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 42: c1_tool_max_size 1k: 1025 bytes are too large, 1024 fit
+=== TEST 41: c1_tool_max_size 1k: 1025 bytes are too large, 1024 fit
 --- c1
 c1_tool_max_size 1k;
 --- plan: t:big@s+fit,c
@@ -771,7 +761,7 @@ c1: tool "fit" failed
 
 
 
-=== TEST 43: an unknown tool: the result names it, the warn line says no such tool
+=== TEST 42: an unknown tool: the result names it, the warn line says no such tool
 --- plan: t:nosuch@s,c
 --- request
 POST /chat
@@ -788,7 +778,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 44: an unknown tool whose name needs JSON escapes: named JSON-escaped in the result
+=== TEST 43: an unknown tool whose name needs JSON escapes: named JSON-escaped in the result
 --- plan: t:no%22pe%5Cx,c
 --- request
 POST /chat
@@ -798,7 +788,7 @@ results: call_0_0=error: no tool named "no\"pe\\x"
 
 
 
-=== TEST 45: arguments that are not a JSON object (not JSON; an array): the result text, the tool not run, warn lines without the arguments; empty arguments count as {}
+=== TEST 44: arguments that are not a JSON object (not JSON; an array): the result text, the tool not run, warn lines without the arguments; empty arguments count as {}
 --- plan: t:echo@bad+echo@arr+echo@e,c
 --- request
 POST /chat
@@ -815,7 +805,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 46: the same: the echo tool ran once (for the empty arguments only)
+=== TEST 45: the same: the echo tool ran once (for the empty arguments only)
 --- plan: t:echo@bad+echo@arr+echo@e,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -825,7 +815,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 47: a tool answering bytes that are not UTF-8
+=== TEST 46: a tool answering bytes that are not UTF-8
 --- plan: t:binary@s,c
 --- request
 POST /chat
@@ -842,7 +832,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 48: a good call with the secret in its arguments: streamed, nothing of them in the error log
+=== TEST 47: a good call with the secret in its arguments: streamed, nothing of them in the error log
 --- plan: t:echo@s,c
 --- request
 POST /s/chat
@@ -858,7 +848,7 @@ c1: tool
 
 
 
-=== TEST 49: a prompt-mode stream: one think item per round, each after the content C1 streamed in its round and before the next call's content
+=== TEST 48: a prompt-mode stream: one think item per round, each after the content C1 streamed in its round and before the next call's content
 --- plan: pt:planets,pt:moons+planets+moons,c
 --- request
 POST /s/chat
@@ -870,7 +860,7 @@ POST /s/chat
 
 
 
-=== TEST 50: the think item: the first call's tool's title, names once each in call order, both HTML-escaped (& < > " '), an unknown tool "Using NAME"
+=== TEST 49: the think item: the first call's tool's title, names once each in call order, both HTML-escaped (& < > " '), an unknown tool "Using NAME"
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/planets.json "title=Fetching <\"planets\"> & 'moons'";
     c1_tool name=moons uri=/tools/moons schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
@@ -887,7 +877,7 @@ POST /s/chat
 
 
 
-=== TEST 51: a whole answer has no think item, nor the content of a tool round: the final content only
+=== TEST 50: a whole answer has no think item, nor the content of a tool round: the final content only
 --- plan: pt:planets,pt:moons,c
 --- request
 POST /chat
@@ -897,7 +887,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 52: the client gone during a slow tool call (streamed): it got the think item at once; C1 is not called again
+=== TEST 51: the client gone during a slow tool call (streamed): it got the think item at once; C1 is not called again
 --- plan: t:slow,c
 --- pipelined_requests eval
 ["POST /drop?u=/s/chat&s=0.2\n{\"prompt\": \"x\"}",
@@ -910,7 +900,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 53: the client gone during a slow tool call (whole answer): C1 is not called again
+=== TEST 52: the client gone during a slow tool call (whole answer): C1 is not called again
 --- plan: t:slow,c
 --- pipelined_requests eval
 ["POST /drop?u=/chat&s=0.2\n{\"prompt\": \"x\"}",
@@ -923,7 +913,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 54: thread turns: a streamed turn with a tool round, then a turn without: C1 gets the stored tool messages back in order; GET ?threadId= and the thread API list only user and assistant messages (no think item stored)
+=== TEST 53: thread turns: a streamed turn with a tool round, then a turn without: C1 gets the stored tool messages back in order; GET ?threadId= and the thread API list only user and assistant messages (no think item stored)
 --- http_config
     c1_history_zone zone=threads:1m max_messages=20;
 --- c1
@@ -952,7 +942,7 @@ c1_history threads;
 
 
 
-=== TEST 55: thread turns: max_messages counts the tool messages (4: the first turn fills it, the second pushes out its user message and tool-call message)
+=== TEST 54: thread turns: max_messages counts the tool messages (4: the first turn fills it, the second pushes out its user message and tool-call message)
 --- http_config
     c1_history_zone zone=threads:1m max_messages=4;
 --- c1
@@ -976,7 +966,7 @@ c1_history threads;
 
 
 
-=== TEST 56: $c1_tool_calls and $c1_tool_rounds: the counts; 0 in a location with tools that ran none; not found (-) in a location without tools; also in add_header
+=== TEST 55: $c1_tool_calls and $c1_tool_rounds: the counts; 0 in a location with tools that ran none; not found (-) in a location without tools; also in add_header
 --- config
     c1_model m;
     access_log logs/c1.log c1;
@@ -1014,6 +1004,17 @@ c1_history threads;
 
 
 
+=== TEST 56: $c1_tool_calls counts the calls that ran: not those of an unknown tool or with arguments that are not JSON
+--- plan: t:planets+nosuch+echo@bad+fail,c
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "GET /calls?log=1"]
+--- response_body_like eval
+['\Aresults: call_0_0=',
+ '\n/chat 200 calls=2 rounds=1 [^\n]*\n\z']
+
+
+
 === TEST 57: the metrics before any traffic: every configured tool (server and location level) with every outcome at 0; the latency histogram empty
 --- extra
     location = /own/chat {
@@ -1048,3 +1049,66 @@ c1_tool_max_size 1k;
     main::tool_metric('unknown', 'unknown', 1),
     'c1_tool_latency_seconds_bucket\{le="\+Inf"\} 5',
     'c1_tool_latency_seconds_count 5')]
+
+
+
+=== TEST 59: a NUL byte in a tool's answer: not text either
+--- more_tools
+    c1_tool name=nul uri=/tools/nul schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
+--- plan: t:nul@s+binary,c
+--- request
+POST /chat
+{"prompt": "x"}
+--- response_body chomp
+results: call_0_0=error: the tool's answer is not UTF-8 text | call_0_1=error: the tool's answer is not UTF-8 text
+--- error_log eval
+[qr/\[warn\] [^\n]*c1: tool "nul" failed: /, qr/\[warn\] [^\n]*c1: tool "binary" failed: /]
+--- no_error_log
+sk-SECRET-4242
+[error]
+[alert]
+[crit]
+
+
+
+=== TEST 60: the default c1_tool_max_size is 256k: 262144 bytes fit, 262145 do not
+--- more_tools
+    c1_tool name=k256 uri=/tools/k256 schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
+    c1_tool name=k256p uri=/tools/k256p schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
+--- plan: t:k256+k256p,c
+--- request
+POST /chat
+{"prompt": "x"}
+--- response_body eval
+"results: call_0_0=" . ("z" x 262144) . " | call_0_1=error: the tool's answer is larger than c1_tool_max_size"
+
+
+
+=== TEST 61: token limits: every C1 call of a turn is debited (whole and streamed), seen in the next request's remaining
+--- http_config
+    c1_limit_tokens_zone zone=u:1m;
+--- c1
+c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
+--- plan: t:planets,c&u=1
+--- plan2: c&u=1
+--- pipelined_requests eval
+["POST /chat\n{\"prompt\": \"x\"}",
+ "POST /s/chat\n{\"prompt\": \"x\"}",
+ "POST /chat2\n{\"prompt\": \"x\"}",
+ "GET /calls?log=1"]
+--- response_headers eval
+["X-RateLimit-Remaining-Tokens: 1000", "X-RateLimit-Remaining-Tokens: 970", "X-RateLimit-Remaining-Tokens: 940", ""]
+--- response_body_like eval
+['\Aresults: call_0_0=', 'results: call_0_0=', '\Aresults: none\z',
+ '\n/chat 200 calls=1 rounds=1 pt=20 tt=30 rt=[\d.]+\n/s/chat 200 calls=1 rounds=1 pt=20 tt=30 rt=[\d.]+\n/chat2 200 calls=0 rounds=0 pt=10 tt=15 rt=[\d.]+\n\z']
+
+
+
+=== TEST 62: a relative schema path is relative to nginx's prefix (-p), not the conf directory
+(last in the file: when nginx cannot start, the runner stops)
+--- tools
+    c1_tool name=rel uri=/tools/planets schema=html/any.json;
+--- request
+GET /metrics
+--- response_body_like eval
+main::metrics_like(main::tool_metric("rel", "ok", 0))

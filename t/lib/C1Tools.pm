@@ -48,7 +48,8 @@ package C1Tools;
 #                   {"slept":0.5}
 #   /tools/fail     500
 #   /tools/big      1025 bytes of "x";  /tools/fit  1024 bytes of "y"
-#   /tools/binary   "ok \xff\xfe" (not UTF-8)
+#   /tools/binary   "ok \xff\xfe" (not UTF-8);  /tools/nul  "a\0b"
+#   /tools/k256     262144 bytes of "z";  /tools/k256p  262145
 # Other helpers: /sleep?s=S; POST /drop?u=URI&s=S sends its own body to URI
 # (Content-Type application/json, or text/plain with ct=text) on a
 # connection of its own, reads for S seconds and closes it; prints "dropped
@@ -466,6 +467,9 @@ our $Tools = <<'_EOC_' . $SlowLua . <<'_EOC_';
     location = /tools/big { internal; content_by_lua_block { ngx.print(string.rep("x", 1025)) } }
     location = /tools/fit { internal; content_by_lua_block { ngx.print(string.rep("y", 1024)) } }
     location = /tools/binary { internal; content_by_lua_block { ngx.print("ok \255\254") } }
+    location = /tools/nul { internal; content_by_lua_block { ngx.print("a\0b") } }
+    location = /tools/k256 { internal; content_by_lua_block { ngx.print(string.rep("z", 262144)) } }
+    location = /tools/k256p { internal; content_by_lua_block { ngx.print(string.rep("z", 262145)) } }
     location = /tools/slow {
         internal;
         content_by_lua_block {
