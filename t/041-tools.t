@@ -572,7 +572,22 @@ Content-Type: text/plain
 
 
 
-=== TEST 30: one call, streamed: the arguments gathered from their deltas; the think item, then the final content
+=== TEST 30: an OpenUI turn ({"threadId", "messages"}, always streamed) is the OpenAI shape: no configured tools added, C1's tool_calls answer reaches the client as C1 sent it, no tool run
+--- http_config
+    c1_history_zone zone=threads:1m max_messages=20;
+--- c1
+c1_history threads;
+--- plan: t:planets,c
+--- pipelined_requests eval
+["POST /chat\n{\"threadId\": \"o1\", \"messages\": [{\"id\": \"m1\", \"role\": \"user\", \"content\": \"x\"}]}",
+ "GET /calls"]
+--- response_body eval
+[main::tc_stream(['call_0_0', 'planets', $::A{a}]),
+ "calls=1\n" . main::call_line(1, 0, 'true', '-', 'user') . "echo=0\n"]
+
+
+
+=== TEST 31: one call, streamed: the arguments gathered from their deltas; the think item, then the final content
 --- plan: t:echo@u,c
 --- pipelined_requests eval
 ["POST /s/chat\n{\"prompt\": \"x\"}",
@@ -587,7 +602,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 31: a `return` location's body is the result, as text; calls without ids get call_0, call_1
+=== TEST 32: a `return` location's body is the result, as text; calls without ids get call_0, call_1
 --- plan: t:planets!+moons!,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -599,7 +614,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 32: the same streamed: ids made for calls without one, results in the calls' order
+=== TEST 33: the same streamed: ids made for calls without one, results in the calls' order
 --- plan: t:moons!+planets!,c
 --- pipelined_requests eval
 ["POST /s/chat\n{\"prompt\": \"x\"}",
@@ -611,7 +626,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 33: two calls in one round run at once: two 0.5 s tools end in about 0.5 s, not 1 s
+=== TEST 34: two calls in one round run at once: two 0.5 s tools end in about 0.5 s, not 1 s
 --- plan: t:slow+slow,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -624,7 +639,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 34: chained rounds: each round's messages added in order, the token sums over the turn's calls
+=== TEST 35: chained rounds: each round's messages added in order, the token sums over the turn's calls
 --- plan: t:planets,t:echo@b,c&u=1
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -641,7 +656,7 @@ Content-Type: text/plain
 
 
 
-=== TEST 35: c1_tool_rounds 2: the third call goes without tools (nor tool_choice); its content is the answer
+=== TEST 36: c1_tool_rounds 2: the third call goes without tools (nor tool_choice); its content is the answer
 --- c1
 c1_tool_rounds 2;
 --- plan: t:planets,t:moons,c
@@ -661,7 +676,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 36: the default is 4 rounds: the fifth call goes without tools
+=== TEST 37: the default is 4 rounds: the fifth call goes without tools
 --- plan: t:planets,t:planets,t:planets,t:planets,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -676,7 +691,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 37: C1 asking for tools after the last round (c1_tool_rounds 1 in a location): 502 bad_upstream_answer, no third call
+=== TEST 38: C1 asking for tools after the last round (c1_tool_rounds 1 in a location): 502 bad_upstream_answer, no third call
 --- extra
     location = /one/chat { c1_tool_rounds 1; c1_pass /_c1; }
 --- plan: t:planets,t:moons
@@ -692,7 +707,7 @@ c1_tool_rounds 2;
 
 
 
-=== TEST 38: a tool answering 500: the result text, a warn line without the arguments
+=== TEST 39: a tool answering 500: the result text, a warn line without the arguments
 --- plan: t:fail@s,c
 --- request
 POST /chat
@@ -709,7 +724,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 39: a tool past its timeout (200ms): the result text, a warn line, C1 goes on at once
+=== TEST 40: a tool past its timeout (200ms): the result text, a warn line, C1 goes on at once
 --- more_tools
     c1_tool name=sleepy uri=/tools/slow schema=$TEST_NGINX_SERVER_ROOT/html/any.json timeout=200ms;
 --- plan: t:sleepy@s,c
@@ -728,7 +743,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 40: the timeout's timing: C1's second call 0.2 s after the tool began, not 0.5 s
+=== TEST 41: the timeout's timing: C1's second call 0.2 s after the tool began, not 0.5 s
 --- more_tools
     c1_tool name=sleepy uri=/tools/slow schema=$TEST_NGINX_SERVER_ROOT/html/any.json timeout=200ms;
 --- plan: t:sleepy,c
@@ -741,7 +756,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 41: c1_tool_max_size 1k: 1025 bytes are too large, 1024 fit
+=== TEST 42: c1_tool_max_size 1k: 1025 bytes are too large, 1024 fit
 --- c1
 c1_tool_max_size 1k;
 --- plan: t:big@s+fit,c
@@ -761,7 +776,7 @@ c1: tool "fit" failed
 
 
 
-=== TEST 42: an unknown tool: the result names it, the warn line says no such tool
+=== TEST 43: an unknown tool: the result names it, the warn line says no such tool
 --- plan: t:nosuch@s,c
 --- request
 POST /chat
@@ -778,7 +793,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 43: an unknown tool whose name needs JSON escapes: named JSON-escaped in the result
+=== TEST 44: an unknown tool whose name needs JSON escapes: named JSON-escaped in the result
 --- plan: t:no%22pe%5Cx,c
 --- request
 POST /chat
@@ -788,7 +803,7 @@ results: call_0_0=error: no tool named "no\"pe\\x"
 
 
 
-=== TEST 44: arguments that are not a JSON object (not JSON; an array): the result text, the tool not run, warn lines without the arguments; empty arguments count as {}
+=== TEST 45: arguments that are not a JSON object (not JSON; an array): the result text, the tool not run, warn lines without the arguments; empty arguments count as {}
 --- plan: t:echo@bad+echo@arr+echo@e,c
 --- request
 POST /chat
@@ -805,7 +820,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 45: the same: the echo tool ran once (for the empty arguments only)
+=== TEST 46: the same: the echo tool ran once (for the empty arguments only)
 --- plan: t:echo@bad+echo@arr+echo@e,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -815,7 +830,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 46: a tool answering bytes that are not UTF-8
+=== TEST 47: a tool answering bytes that are not UTF-8
 --- plan: t:binary@s,c
 --- request
 POST /chat
@@ -832,7 +847,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 47: a good call with the secret in its arguments: streamed, nothing of them in the error log
+=== TEST 48: a good call with the secret in its arguments: streamed, nothing of them in the error log
 --- plan: t:echo@s,c
 --- request
 POST /s/chat
@@ -848,7 +863,7 @@ c1: tool
 
 
 
-=== TEST 48: a prompt-mode stream: one think item per round, each after the content C1 streamed in its round and before the next call's content
+=== TEST 49: a prompt-mode stream: one think item per round, each after the content C1 streamed in its round and before the next call's content
 --- plan: pt:planets,pt:moons+planets+moons,c
 --- request
 POST /s/chat
@@ -860,7 +875,7 @@ POST /s/chat
 
 
 
-=== TEST 49: the think item: the first call's tool's title, names once each in call order, both HTML-escaped (& < > " '), an unknown tool "Using NAME"
+=== TEST 50: the think item: the first call's tool's title, names once each in call order, both HTML-escaped (& < > " '), an unknown tool "Using NAME"
 --- tools
     c1_tool name=planets uri=/tools/planets schema=$TEST_NGINX_SERVER_ROOT/html/planets.json "title=Fetching <\"planets\"> & 'moons'";
     c1_tool name=moons uri=/tools/moons schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
@@ -877,7 +892,7 @@ POST /s/chat
 
 
 
-=== TEST 50: a whole answer has no think item, nor the content of a tool round: the final content only
+=== TEST 51: a whole answer has no think item, nor the content of a tool round: the final content only
 --- plan: pt:planets,pt:moons,c
 --- request
 POST /chat
@@ -887,7 +902,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 51: the client gone during a slow tool call (streamed): it got the think item at once; C1 is not called again
+=== TEST 52: the client gone during a slow tool call (streamed): it got the think item at once; C1 is not called again
 --- plan: t:slow,c
 --- pipelined_requests eval
 ["POST /drop?u=/s/chat&s=0.2\n{\"prompt\": \"x\"}",
@@ -900,7 +915,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 52: the client gone during a slow tool call (whole answer): C1 is not called again
+=== TEST 53: the client gone during a slow tool call (whole answer): C1 is not called again
 --- plan: t:slow,c
 --- pipelined_requests eval
 ["POST /drop?u=/chat&s=0.2\n{\"prompt\": \"x\"}",
@@ -913,7 +928,7 @@ results: call_0_0={"planets":["Mercury","Venus"]} | call_1_0={"moons":["Phobos",
 
 
 
-=== TEST 53: thread turns: a streamed turn with a tool round, then a turn without: C1 gets the stored tool messages back in order; GET ?threadId= and the thread API list only user and assistant messages (no think item stored)
+=== TEST 54: thread turns: a streamed turn with a tool round, then a turn without: C1 gets the stored tool messages back in order; GET ?threadId= and the thread API list only user and assistant messages (no think item stored)
 --- http_config
     c1_history_zone zone=threads:1m max_messages=20;
 --- c1
@@ -942,7 +957,7 @@ c1_history threads;
 
 
 
-=== TEST 54: thread turns: max_messages counts the tool messages (4: the first turn fills it, the second pushes out its user message and tool-call message)
+=== TEST 55: thread turns: max_messages counts the tool messages (4: the first turn fills it, the second pushes out its user message and tool-call message)
 --- http_config
     c1_history_zone zone=threads:1m max_messages=4;
 --- c1
@@ -966,7 +981,7 @@ c1_history threads;
 
 
 
-=== TEST 55: $c1_tool_calls and $c1_tool_rounds: the counts; 0 in a location with tools that ran none; not found (-) in a location without tools; also in add_header
+=== TEST 56: $c1_tool_calls and $c1_tool_rounds: the counts; 0 in a location with tools that ran none; not found (-) in a location without tools; also in add_header
 --- config
     c1_model m;
     access_log logs/c1.log c1;
@@ -1004,7 +1019,7 @@ c1_history threads;
 
 
 
-=== TEST 56: $c1_tool_calls counts the calls that ran: not those of an unknown tool or with arguments that are not JSON
+=== TEST 57: $c1_tool_calls counts the calls that ran: not those of an unknown tool or with arguments that are not JSON
 --- plan: t:planets+nosuch+echo@bad+fail,c
 --- pipelined_requests eval
 ["POST /chat\n{\"prompt\": \"x\"}",
@@ -1015,7 +1030,7 @@ c1_history threads;
 
 
 
-=== TEST 57: the metrics before any traffic: every configured tool (server and location level) with every outcome at 0; the latency histogram empty
+=== TEST 58: the metrics before any traffic: every configured tool (server and location level) with every outcome at 0; the latency histogram empty
 --- extra
     location = /own/chat {
         c1_tool name=loc_only uri=/tools/moons schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
@@ -1031,7 +1046,7 @@ main::metrics_like(main::tool_metrics([split(/,/, $::All), 'loc_only']),
 
 
 
-=== TEST 58: the metrics after a round of every outcome: each counted under its tool (an unknown one under "unknown"); the latency of the calls that ran a subrequest only
+=== TEST 59: the metrics after a round of every outcome: each counted under its tool (an unknown one under "unknown"); the latency of the calls that ran a subrequest only
 --- c1
 c1_tool_max_size 1k;
 --- more_tools
@@ -1052,7 +1067,7 @@ c1_tool_max_size 1k;
 
 
 
-=== TEST 59: a NUL byte in a tool's answer: not text either
+=== TEST 60: a NUL byte in a tool's answer: not text either
 --- more_tools
     c1_tool name=nul uri=/tools/nul schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
 --- plan: t:nul@s+binary,c
@@ -1071,7 +1086,7 @@ sk-SECRET-4242
 
 
 
-=== TEST 60: the default c1_tool_max_size is 256k: 262144 bytes fit, 262145 do not
+=== TEST 61: the default c1_tool_max_size is 256k: 262144 bytes fit, 262145 do not
 --- more_tools
     c1_tool name=k256 uri=/tools/k256 schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
     c1_tool name=k256p uri=/tools/k256p schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
@@ -1084,7 +1099,7 @@ POST /chat
 
 
 
-=== TEST 61: token limits: every C1 call of a turn is debited (whole and streamed), seen in the next request's remaining
+=== TEST 62: token limits: every C1 call of a turn is debited (whole and streamed), seen in the next request's remaining
 --- http_config
     c1_limit_tokens_zone zone=u:1m;
 --- c1
@@ -1104,7 +1119,7 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 
 
 
-=== TEST 62: a relative schema path is relative to nginx's prefix (-p), not the conf directory
+=== TEST 63: a relative schema path is relative to nginx's prefix (-p), not the conf directory
 (last in the file: when nginx cannot start, the runner stops)
 --- tools
     c1_tool name=rel uri=/tools/planets schema=html/any.json;
