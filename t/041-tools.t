@@ -1119,10 +1119,10 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 
 
 
-=== TEST 63: a relative schema path is relative to nginx's prefix (-p), not the conf directory
+=== TEST 63: a relative schema path is relative to the conf directory, as include's are (../html from conf/)
 (last in the file: when nginx cannot start, the runner stops)
 --- tools
-    c1_tool name=rel uri=/tools/planets schema=html/any.json;
+    c1_tool name=rel uri=/tools/planets schema=../html/any.json;
 --- request
 GET /metrics
 --- response_body_like eval
