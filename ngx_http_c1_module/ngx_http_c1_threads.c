@@ -171,6 +171,10 @@ ngx_http_c1_history_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     zone->max_messages = 100;
     zone->inactive = 86400;
 
+    /* max_messages= alone leaves it as it is */
+
+    inactive = (ngx_msec_t) zone->inactive * 1000;
+
     size = 0;
     ngx_str_null(&name);
 
