@@ -77,7 +77,8 @@ NGINX_TESTS := $(filter-out t/000-unit.t,$(wildcard t/0[0-9][0-9]-*.t))
 # (C1_STORE=redis, t/lib/C1Store.pm)
 STORE_TESTS := t/006-history.t t/013-history-clients.t t/026-long-turn.t \
                t/029-threads-api.t t/030-threads-owner.t \
-               t/031-threads-turns.t t/037-threads-clients.t t/033-openui.t
+               t/031-threads-turns.t t/037-threads-clients.t t/033-openui.t \
+               t/041-tools.t
 
 .PHONY: all deps deps-build test unit fuzz fuzz-ci bench bench-stream
 .PHONY: bench-history bench-tools
