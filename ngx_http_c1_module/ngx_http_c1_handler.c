@@ -960,8 +960,6 @@ ngx_http_c1_judge(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         }
 
         c1_tool_calls_free(ctx->tc);
-        ctx->tc->finished = 0;
-        ctx->tc->failed = 0;
     }
 
     rc = c1_answer_extract(ctx->buf, ctx->len, ctx->mode, &ctx->content,
@@ -1276,8 +1274,6 @@ ngx_http_c1_try_reset(ngx_http_c1_ctx_t *ctx)
 {
     if (ctx->tc) {
         c1_tool_calls_free(ctx->tc);
-        ctx->tc->finished = 0;
-        ctx->tc->failed = 0;
     }
 
     c1_relay_free(&ctx->relay);

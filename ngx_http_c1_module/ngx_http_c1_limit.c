@@ -55,6 +55,8 @@ static ngx_http_c1_limit_zone_t *ngx_http_c1_limit_zone_get(ngx_conf_t *cf,
 static ngx_int_t ngx_http_c1_limit_rate(ngx_str_t *value,
     ngx_http_c1_limit_t *limit);
 static char *ngx_http_c1_limit_use(ngx_conf_t *cf, ngx_http_c1_limit_t *l);
+static void ngx_http_c1_limit_op(ngx_http_request_t *r,
+    ngx_http_c1_limit_state_t *st, ngx_http_c1_store_op_e type);
 static void ngx_http_c1_limit_read(ngx_http_c1_limit_state_t *st);
 static void ngx_http_c1_limit_replied(ngx_http_c1_store_op_t *op);
 static ngx_int_t ngx_http_c1_limit_decide(ngx_http_request_t *r,
@@ -678,7 +680,7 @@ ngx_http_c1_limit_check(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
                 && ngx_memcmp(ctx->limits[j].id.data, st->id.data,
                               st->id.len) == 0)
             {
-                st->twin = 1;
+                st->twin = &ctx->limits[j];
                 break;
             }
         }
@@ -702,14 +704,9 @@ ngx_http_c1_limit_check(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         zone = st->limit->zone;
 
         if (zone->store) {
-            st->op.type = NGX_HTTP_C1_STORE_LIMIT;
-            st->op.store = zone->store;
+            ngx_http_c1_limit_op(r, st, NGX_HTTP_C1_STORE_LIMIT);
+
             st->op.pool = r->pool;
-            st->op.log = r->connection->log;
-            st->op.owner = zone->name;
-            st->op.thread = st->id;
-            st->op.rate = st->limit->bucket.rate;
-            st->op.window = st->limit->bucket.window;
             st->op.handler = ngx_http_c1_limit_replied;
             st->op.data = r;
 
@@ -748,6 +745,24 @@ ngx_http_c1_limit_check(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     }
 
     return ngx_http_c1_limit_decide(r, ctx);
+}
+
+
+/* a bucket's operation in its zone's Redis (owner: the zone; thread: id) */
+
+static void
+ngx_http_c1_limit_op(ngx_http_request_t *r, ngx_http_c1_limit_state_t *st,
+    ngx_http_c1_store_op_e type)
+{
+    ngx_memzero(&st->op, sizeof(ngx_http_c1_store_op_t));
+
+    st->op.type = type;
+    st->op.store = st->limit->zone->store;
+    st->op.log = r->connection->log;
+    st->op.owner = st->limit->zone->name;
+    st->op.thread = st->id;
+    st->op.rate = st->limit->bucket.rate;
+    st->op.window = st->limit->bucket.window;
 }
 
 
@@ -797,7 +812,7 @@ ngx_http_c1_limit_decide(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     char                        when[C1_BUCKET_DURATION_LEN];
     u_char                     *secs;
     uint64_t                    retry;
-    ngx_uint_t                  i, j, unit;
+    ngx_uint_t                  i, unit;
     c1_error_t                  words;
     ngx_http_c1_limit_t        *limit;
     ngx_http_c1_loc_conf_t     *lcf;
@@ -811,18 +826,8 @@ ngx_http_c1_limit_decide(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
         st = &ctx->limits[i];
 
         if (st->twin) {
-            for (j = 0; j < i; j++) {
-                if (!ctx->limits[j].twin
-                    && ctx->limits[j].limit->zone == st->limit->zone
-                    && ctx->limits[j].id.len == st->id.len
-                    && ngx_memcmp(ctx->limits[j].id.data, st->id.data,
-                                  st->id.len) == 0)
-                {
-                    st->level = ctx->limits[j].level;
-                    st->unknown = ctx->limits[j].unknown;
-                    break;
-                }
-            }
+            st->level = st->twin->level;
+            st->unknown = st->twin->unknown;
         }
 
         if (st->unknown) {
@@ -1101,15 +1106,8 @@ ngx_http_c1_limit_debit(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
 
         /* Redis: sent now, its reply nobody's; lost if it fails */
 
-        ngx_memzero(&st->op, sizeof(ngx_http_c1_store_op_t));
+        ngx_http_c1_limit_op(r, st, NGX_HTTP_C1_STORE_DEBIT);
 
-        st->op.type = NGX_HTTP_C1_STORE_DEBIT;
-        st->op.store = zone->store;
-        st->op.log = r->connection->log;
-        st->op.owner = zone->name;
-        st->op.thread = st->id;
-        st->op.rate = st->limit->bucket.rate;
-        st->op.window = st->limit->bucket.window;
         st->op.tokens = tokens;
 
         (void) ngx_http_c1_store_run(&st->op);

@@ -86,7 +86,9 @@ typedef struct {
 
 
 /* a limit in effect on a request: its bucket, as the check found it */
-typedef struct {
+typedef struct ngx_http_c1_limit_state_s  ngx_http_c1_limit_state_t;
+
+struct ngx_http_c1_limit_state_s {
     ngx_http_c1_limit_t       *limit;
     ngx_str_t                  key;
     ngx_str_t                  id;              /* unit, count ':' key */
@@ -94,9 +96,10 @@ typedef struct {
     int64_t                    level;           /* milli-tokens spent */
     c1_bucket_state_t          state;
     ngx_http_c1_store_op_t     op;              /* in Redis */
+    ngx_http_c1_limit_state_t *twin;            /* the earlier one whose
+                                                   bucket this is */
     unsigned                   unknown:1;       /* the store failed */
-    unsigned                   twin:1;          /* an earlier one's bucket */
-} ngx_http_c1_limit_state_t;
+};
 
 
 /* a c1_tool: a location that answers one of C1's tool calls */
@@ -361,8 +364,7 @@ typedef struct {
     ngx_http_c1_call_t         call;
     ngx_http_c1_tool_t        *tool;            /* NULL: no such tool */
     ngx_uint_t                 index;           /* in the round's calls */
-    u_char                    *body;            /* ngx_alloc()'d */
-    size_t                     len;
+    c1_buf_t                   body;            /* the tool's answer */
     ngx_msec_t                 start;
     ngx_uint_t                 outcome;         /* ..._tool_outcome_e */
     unsigned                   too_large:1;

@@ -8,6 +8,10 @@
  */
 
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE              /* memmem() */
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +30,6 @@ static int c1_relay_parse(c1_relay_t *r, const unsigned char *in,
 static int c1_relay_event(void *data, const unsigned char *ev, size_t len);
 static int c1_relay_tree(c1_relay_t *r, const unsigned char *ev, size_t len);
 static int c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len);
-static int c1_relay_has(const unsigned char *p, size_t len, const char *s,
-    size_t n);
 
 
 void
@@ -168,7 +170,7 @@ c1_relay_event(void *data, const unsigned char *ev, size_t len)
 
     /* a chunk of a tool round (prompt mode): its calls gathered */
 
-    if (r->tools && c1_relay_has(ev, len, "tool_calls", 10)) {
+    if (r->tools && memmem(ev, len, "tool_calls", 10) != NULL) {
         rc = c1_tool_calls_event(r->tools, ev, len);
 
         if (rc != C1_OK) {
@@ -369,33 +371,3 @@ c1_relay_data(c1_relay_t *r, const unsigned char *ev, size_t len)
     return c1_buf_append(&r->out, "\n\n", 2);
 }
 
-
-/* whether the event holds the bytes s */
-
-static int
-c1_relay_has(const unsigned char *p, size_t len, const char *s, size_t n)
-{
-    const unsigned char  *q, *last;
-
-    if (len < n) {
-        return 0;
-    }
-
-    last = p + len - n + 1;
-
-    while (p < last) {
-        q = memchr(p, s[0], last - p);
-
-        if (q == NULL) {
-            return 0;
-        }
-
-        if (memcmp(q, s, n) == 0) {
-            return 1;
-        }
-
-        p = q + 1;
-    }
-
-    return 0;
-}

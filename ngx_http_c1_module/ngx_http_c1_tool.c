@@ -506,10 +506,7 @@ ngx_http_c1_tool_cleanup(ngx_http_c1_ctx_t *ctx)
     for (i = 0; i < ctx->tool_calls->nelts; i++) {
         ngx_http_c1_call_cleanup(&tcalls[i]->call);
 
-        if (tcalls[i]->body) {
-            ngx_free(tcalls[i]->body);
-            tcalls[i]->body = NULL;
-        }
+        c1_buf_free(&tcalls[i]->body);
     }
 }
 
@@ -812,7 +809,6 @@ static ngx_int_t
 ngx_http_c1_tool_data(ngx_http_c1_call_t *call, ngx_chain_t *in)
 {
     size_t                    n;
-    u_char                   *p;
     ngx_buf_t                *b;
     ngx_chain_t              *cl;
     ngx_http_c1_tool_call_t  *tcall;
@@ -839,26 +835,16 @@ ngx_http_c1_tool_data(ngx_http_c1_call_t *call, ngx_chain_t *in)
             continue;
         }
 
-        if (tcall->len + n > lcf->tool_max_size) {
+        if (tcall->body.len + n > lcf->tool_max_size) {
             tcall->too_large = 1;
             b->pos = b->last;
             return NGX_ERROR;
         }
 
-        p = ngx_alloc(tcall->len + n, call->r->connection->log);
-        if (p == NULL) {
+        if (c1_buf_append(&tcall->body, b->pos, n) != C1_OK) {
             return NGX_ERROR;
         }
 
-        if (tcall->body) {
-            ngx_memcpy(p, tcall->body, tcall->len);
-            ngx_free(tcall->body);
-        }
-
-        ngx_memcpy(p + tcall->len, b->pos, n);
-
-        tcall->body = p;
-        tcall->len += n;
         b->pos = b->last;
     }
 
@@ -955,10 +941,7 @@ ngx_http_c1_tool_next(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (tcall->body) {
-            ngx_free(tcall->body);
-            tcall->body = NULL;
-        }
+        c1_buf_free(&tcall->body);
     }
 
     /* the rounds spent: C1 must answer now, without tools */
@@ -984,7 +967,6 @@ ngx_http_c1_tool_next(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx)
     c1_free(out);
 
     c1_tool_calls_free(ctx->tc);
-    c1_tool_calls_init(ctx->tc, lcf->tool_max_size);
 
     return NGX_OK;
 }
@@ -1021,9 +1003,10 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
         {
             tcall->outcome = NGX_HTTP_C1_TOOL_UNREACHABLE;
 
-        } else if (tcall->len
-                   && (!c1_utf8_valid(tcall->body, tcall->len)
-                       || ngx_strlchr(tcall->body, tcall->body + tcall->len,
+        } else if (tcall->body.len
+                   && (!c1_utf8_valid(tcall->body.data, tcall->body.len)
+                       || ngx_strlchr(tcall->body.data,
+                                      tcall->body.data + tcall->body.len,
                                       '\0')))
         {
             tcall->outcome = NGX_HTTP_C1_TOOL_NOT_TEXT;
@@ -1031,8 +1014,8 @@ ngx_http_c1_tool_result(ngx_http_request_t *r, ngx_http_c1_ctx_t *ctx,
     }
 
     if (tcall->outcome == NGX_HTTP_C1_TOOL_OK) {
-        result->data = tcall->body ? tcall->body : (u_char *) "";
-        result->len = tcall->len;
+        result->data = tcall->body.len ? tcall->body.data : (u_char *) "";
+        result->len = tcall->body.len;
         return NGX_OK;
     }
 

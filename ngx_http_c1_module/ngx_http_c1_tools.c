@@ -40,6 +40,8 @@ c1_tool_calls_init(c1_tool_calls_t *tc, size_t max)
 }
 
 
+/* what the calls hold freed: empty again, as init left it */
+
 void
 c1_tool_calls_free(c1_tool_calls_t *tc)
 {
@@ -52,6 +54,8 @@ c1_tool_calls_free(c1_tool_calls_t *tc)
     }
 
     tc->n = 0;
+    tc->finished = 0;
+    tc->failed = 0;
 }
 
 
