@@ -2016,6 +2016,22 @@ test_tools(void)
        "tools: no id made one, no arguments made {}");
     c1_tool_calls_free(&tc);
 
+    /* a call that names no tool: still rendered back, its name "" */
+
+    c1_tool_calls_init(&tc, 65536);
+    ok(c1_tool_calls_event(&tc, (const unsigned char *) J(
+       "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,"
+       "\"id\":\"c9\",\"function\":{\"arguments\":\"{}\"}}]}}]}"))
+       == C1_OK && tc.n == 1 && c1_tool_calls_check(&tc, 0) == C1_ERROR,
+       "tools: a call without a name is not runnable");
+    out = c1_tool_calls_message(&tc, &len);
+    is_str(out, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+           "{\"id\":\"c9\",\"type\":\"function\",\"function\":{\"name\":"
+           "\"\",\"arguments\":\"{}\"}}]}",
+           "tools: a call without a name rendered back (an empty string)");
+    c1_free(out);
+    c1_tool_calls_free(&tc);
+
     c1_tool_calls_init(&tc, 65536);
     ok(c1_tool_calls_answer(&tc, (const unsigned char *) J(
        "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
