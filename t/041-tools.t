@@ -1119,6 +1119,32 @@ c1_limit_tokens zone=u key=$http_x_user rate=1000/d;
 
 
 
+=== TEST 64: a tool location that answers through error_page (a POST to a static file: 405, then error_page 405 =200 $uri): the file is the result, as the page's answer is judged, not the first error
+--- user_files
+>>> static-tool.json
+{"from":"the static file"}
+--- extra
+    location = /st/chat {
+        c1_tool name=static uri=/tools/static schema=$TEST_NGINX_SERVER_ROOT/html/any.json;
+        c1_pass /_c1;
+    }
+    location = /tools/static {
+        internal;
+        default_type application/json;
+        alias $TEST_NGINX_SERVER_ROOT/html/static-tool.json;
+        error_page 405 =200 $uri;
+    }
+--- plan: t:static,c
+--- request
+POST /st/chat
+{"prompt": "x"}
+--- response_body eval
+"results: call_0_0=" . qq({"from":"the static file"}\n)
+--- no_error_log
+failed:
+
+
+
 === TEST 63: a relative schema path is relative to the conf directory, as include's are (../html from conf/)
 (last in the file: when nginx cannot start, the runner stops)
 --- tools
